@@ -1,0 +1,31 @@
+"""Plain softmax cross-entropy on a linear head (SPEC §4, first row)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ferjax import losses
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+    """Per-example CE of integer ``labels`` under ``logits`` (float32 math)."""
+    logits = logits.astype(jnp.float32)
+    num_classes = logits.shape[-1]
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets)
+
+
+losses.register_defaults("softmax", label_smoothing=0.0)
+
+
+@losses.LOSSES.register("softmax")
+def _softmax_objective(config) -> losses.Objective:
+    hp = config.losses.softmax
+
+    def per_example(out, labels, step):
+        del step
+        return softmax_cross_entropy(out.logits, labels, hp.label_smoothing)
+
+    return losses.Objective(head="linear", per_example=per_example)

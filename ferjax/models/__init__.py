@@ -1,0 +1,43 @@
+"""Model registry.
+
+A registered factory takes ``(config, num_classes)`` and returns a Flax Linen *backbone*:
+``backbone(x, train=bool)`` maps images (B, H, W, C) to an embedding (B, D), or to
+``(embedding, aux_logits)`` when it has an auxiliary classifier. The head is added by
+:class:`ferjax.models.classifier.Classifier`, so every loss plugs into every model.
+Model hyperparameters live in ``config.models.<name>`` (defaults from :func:`default_config`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from ferjax.registry import Registry
+
+MODELS: Registry[Callable[[ml_collections.ConfigDict, int], nn.Module]] = Registry("model")
+
+_DEFAULTS: dict[str, dict] = {}
+
+
+def register_defaults(name: str, **hparams) -> None:
+    """Declare a model's hyperparameters and defaults (exposed as config.models.<name>)."""
+    _DEFAULTS[name] = hparams
+
+
+def default_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({name: dict(h) for name, h in _DEFAULTS.items()})
+
+
+def compute_dtype(config: ml_collections.ConfigDict):
+    """The activation dtype selected by ``config.dtype`` ('float32' or 'bfloat16')."""
+    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.get("dtype", "float32")]
+
+
+def make_backbone(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+    return MODELS.get(config.model)(config, num_classes)
+
+
+from ferjax.models import baseline_cnn as _baseline_cnn  # noqa: E402,F401  (registers models)

@@ -1,0 +1,60 @@
+"""Seed 004's baseline CNN (SPEC §6).
+
+3 × (conv 3×3 → LeakyReLU(0.01) → BatchNorm → max-pool 2), flatten, 4 × (Dense → LeakyReLU →
+BatchNorm → Dropout(.25, .25, .25, .4)); the classifier layer is the head. Widths are not
+given by the seed; defaults below are ferjax's choice.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ferjax import models
+
+
+class BaselineCNN(nn.Module):
+    conv_features: Sequence[int] = (64, 128, 256)
+    dense_features: Sequence[int] = (512, 256, 128, 64)
+    dropout_rates: Sequence[float] = (0.25, 0.25, 0.25, 0.4)
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, dtype=self.dtype)  # noqa: E731
+        x = x.astype(self.dtype)
+        for features in self.conv_features:
+            x = nn.Conv(features, (3, 3), padding="SAME", dtype=self.dtype)(x)
+            x = nn.leaky_relu(x, 0.01)
+            x = bn()(x)
+            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = x.reshape((x.shape[0], -1))
+        for features, rate in zip(self.dense_features, self.dropout_rates, strict=True):
+            x = nn.Dense(features, dtype=self.dtype)(x)
+            x = nn.leaky_relu(x, 0.01)
+            x = bn()(x)
+            x = nn.Dropout(rate, deterministic=not train)(x)
+        return x
+
+
+models.register_defaults(
+    "baseline_cnn",
+    conv_features=(64, 128, 256),
+    dense_features=(512, 256, 128, 64),
+    dropout_rates=(0.25, 0.25, 0.25, 0.4),
+)
+
+
+@models.MODELS.register("baseline_cnn")
+def _baseline_cnn(config, num_classes: int) -> nn.Module:
+    del num_classes
+    hp = config.models.baseline_cnn
+    return BaselineCNN(
+        conv_features=tuple(hp.conv_features),
+        dense_features=tuple(hp.dense_features),
+        dropout_rates=tuple(hp.dropout_rates),
+        dtype=models.compute_dtype(config),
+    )
