@@ -1,4 +1,5 @@
-"""Classification heads: a linear head (Wᵀx + b) and a normalised cosine head (x̂·Ŵ_j).
+"""Classification heads: a linear head (Wᵀx + b), a normalised cosine head (s·x̂·Ŵ_j) and a
+bias-free angular head (‖W_j‖‖x‖cos θ_j, or ‖x‖cos θ_j with normalised weights).
 
 Every head returns a :class:`HeadOutput`; ``logits`` are the un-margined logits used for
 evaluation and prediction (SPEC §4: margins apply only in training).
@@ -55,4 +56,25 @@ class CosineHead(nn.Module):
         return HeadOutput(logits=self.scale * cosine, cosine=cosine, feature_norm=x_norm, weight_norm=w_norm)
 
 
-HEADS = {"linear": LinearHead, "cosine": CosineHead}
+class AngularHead(nn.Module):
+    """Bias-free z_j = ‖W_j‖‖x‖cos θ_j = W_jᵀx (L-Softmax, seed 001 eq. 8) or, with
+    ``normalize_weights``, ‖x‖cos θ_j (A-Softmax: ‖W_j‖ = 1, b = 0, eq. 9–10). Also returns the
+    clipped cos θ_j and both norms, which the multiplicative-margin losses need."""
+
+    num_classes: int
+    normalize_weights: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> HeadOutput:
+        x = x.astype(jnp.float32)
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.num_classes), jnp.float32
+        )
+        x_hat, x_norm = _l2_normalize(x, axis=-1)
+        w_hat, w_norm = _l2_normalize(kernel, axis=0)
+        cosine = jnp.clip(x_hat @ w_hat, -1.0, 1.0)
+        scale = x_norm[:, None] if self.normalize_weights else x_norm[:, None] * w_norm[None, :]
+        return HeadOutput(logits=scale * cosine, cosine=cosine, feature_norm=x_norm, weight_norm=w_norm)
+
+
+HEADS = {"linear": LinearHead, "cosine": CosineHead, "angular": AngularHead}

@@ -40,4 +40,18 @@ def make_objective(config: ml_collections.ConfigDict) -> Objective:
     return LOSSES.get(config.loss)(config)
 
 
-from ferjax.losses import softmax as _softmax  # noqa: E402,F401  (registers losses)
+# Importing the modules registers their losses; the plain functions are public API.
+from ferjax.losses.additive import (  # noqa: E402
+    amsoftmax_loss,
+    arcface_loss,
+    dam_softmax_loss,
+    dams_loss,
+    soft_margin_loss,
+)
+from ferjax.losses.angular import annealed_lambda, asoftmax_loss, lsoftmax_loss, psi  # noqa: E402
+from ferjax.losses.focal import focal_loss  # noqa: E402
+from ferjax.losses.mam import mam_softmax_loss  # noqa: E402
+from ferjax.losses.sce import sce_loss  # noqa: E402
+from ferjax.losses.softmax import softmax_cross_entropy  # noqa: E402
+
+cosface_loss = lmcl_loss = amsoftmax_loss
