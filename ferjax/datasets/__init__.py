@@ -1,5 +1,11 @@
-"""Dataset builders (TFDS without TensorFlow) and the in-memory demo set."""
+"""Dataset builders (TFDS without TensorFlow) and the in-memory demo set (SPEC §2–3)."""
+
+import importlib
+
+_MODULES = ("demo",)
 
 
 def register_all() -> None:
     """Import every dataset module so that it registers itself in ferjax.data.DATASETS."""
+    for name in _MODULES:
+        importlib.import_module(f"ferjax.datasets.{name}")

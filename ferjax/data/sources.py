@@ -1,0 +1,78 @@
+"""Random-access split sources (SPEC §2: ``len(src)``, ``src[i] -> {"image", "label"}``).
+
+Three kinds back every ``DatasetSplits`` split: :class:`ArraySource` (in-memory arrays: demo,
+CIFAR-10), :class:`RecordSource` (a prepared TFDS ``array_record`` split read with
+``tfds.data_source``) and :class:`SubsetSource` (a fixed index subset of another source:
+CK+ folds, RAF-DB's held-out validation slice). Each exposes ``labels`` (int64 array of all
+labels) so class counts and weights never decode images.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+class ArraySource:
+    """Images ``(N, H, W, C)`` uint8 and labels ``(N,)`` held in memory."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
+            raise ValueError(f"ArraySource wants uint8 (N,H,W,C) images and N labels, got {images.shape} {images.dtype}")
+        self.images = images
+        self.labels = np.asarray(labels, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"image": self.images[index], "label": int(self.labels[index])}
+
+
+class RecordSource:
+    """A prepared TFDS split; keeps only ``image`` and ``label`` of each record."""
+
+    def __init__(self, data_source: Sequence[dict]):
+        self._data = data_source
+        self._labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self._data[int(index)]
+        return {"image": record["image"], "label": int(record["label"])}
+
+    def field(self, key: str) -> np.ndarray:
+        """One scalar field of every record (e.g. ``"subject"``), read in a single pass."""
+        return np.asarray([self._data[i][key] for i in range(len(self._data))])
+
+    @property
+    def labels(self) -> np.ndarray:
+        if self._labels is None:
+            self._labels = self.field("label").astype(np.int64)
+        return self._labels
+
+
+class SubsetSource:
+    """The examples ``indices`` (in that order) of ``parent``."""
+
+    def __init__(self, parent: Any, indices: np.ndarray):
+        self.parent = parent
+        self.indices = np.asarray(indices, np.int64)
+        self.labels = labels_of(parent)[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.parent[int(self.indices[index])]
+
+
+def labels_of(source: Any) -> np.ndarray:
+    """All labels of a source as int64 ``(N,)``; uses ``source.labels`` when it has one."""
+    labels = getattr(source, "labels", None)
+    if labels is not None:
+        return np.asarray(labels, np.int64)
+    return np.asarray([int(source[i]["label"]) for i in range(len(source))], np.int64)

@@ -1,0 +1,37 @@
+"""The built-in demo dataset: deterministic, balanced, in memory (issue 2, item 5)."""
+
+import ml_collections
+import numpy as np
+
+from ferjax import data
+from ferjax.datasets import demo, register_all
+
+
+def demo_config(**options) -> ml_collections.ConfigDict:
+    register_all()
+    c = ml_collections.ConfigDict({"dataset": "demo", "datasets": data.default_config()})
+    c.datasets.demo.update(options)
+    return c
+
+
+def test_demo_splits_are_balanced_uint8_faces_with_seven_classes():
+    splits = data.load_dataset(demo_config(train_size=140, validation_size=70, test_size=0))
+    assert splits.num_classes == 7 and splits.class_names[3] == "happy"
+    assert len(splits.train) == 140 and len(splits.validation) == 70 and splits.test is None
+    assert np.array_equal(np.bincount(splits.train.labels), [20] * 7)
+    example = splits.train[0]
+    assert example["image"].shape == (48, 48, 1) and example["image"].dtype == np.uint8
+    assert isinstance(example["label"], int)
+
+
+def test_demo_is_deterministic_by_seed_and_splits_differ():
+    a, b = demo.generate(21, 0, "train"), demo.generate(21, 0, "train")
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(demo.generate(21, 1, "train").images, a.images)
+    assert not np.array_equal(demo.generate(21, 0, "test").images, a.images)
+
+
+def test_a_constant_prediction_scores_near_chance():
+    labels = demo.generate(700, 0, "test").labels
+    assert np.bincount(labels).max() / len(labels) <= 0.3
