@@ -24,7 +24,7 @@ class BaselineCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, dtype=self.dtype)  # noqa: E731
+        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, use_fast_variance=False, dtype=self.dtype)  # noqa: E731
         x = x.astype(self.dtype)
         for features in self.conv_features:
             x = nn.Conv(features, (3, 3), padding="SAME", dtype=self.dtype)(x)

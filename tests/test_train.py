@@ -1,0 +1,116 @@
+"""Trainer: end-to-end outputs, 1 vs 8 devices, exact resume, NaN stop (SPEC §2, §9)."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from configs import default
+from ferjax import train
+from ferjax.errors import TrainingDiverged
+from ferjax.checkpoint import Checkpoints
+from tests import toy_data
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _toy():
+    toy_data.register()
+
+
+def toy_config(**overrides):
+    c = default.get_config()
+    c.dataset = toy_data.NAME
+    c.image_size = 16
+    c.channels = 1
+    c.models.baseline_cnn.conv_features = (8, 16)
+    c.models.baseline_cnn.dense_features = (32, 16)
+    c.models.baseline_cnn.dropout_rates = (0.25, 0.25)
+    c.batch_size = 16
+    c.eval_batch_size = 16
+    c.num_epochs = 2
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 4
+    c.progress_bar = False
+    c.augment.enabled = True
+    for key, value in overrides.items():
+        target = c
+        *path, last = key.split(".")
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return c
+
+
+def events(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def params_of(workdir, step=None):
+    ckpt = Checkpoints(workdir, keep=2)
+    state = ckpt.restore_arrays(step)
+    ckpt.close()
+    return state["params"]
+
+
+def test_run_writes_every_output(tmp_path):
+    report = train.train_and_evaluate(toy_config(), tmp_path)
+    for name in ("metrics.jsonl", "report.json", "confusion_test.png", "confusion_validation.png", "training_curves.png"):
+        assert (tmp_path / name).exists(), name
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    logged = events(tmp_path)
+    assert all({"step", "split", "loss", "accuracy"} <= set(e) for e in logged)
+    val = [e for e in logged if e["split"] == "validation"]
+    assert len(val) == 2 and {"macro_precision", "macro_recall", "macro_f1", "per_class_recall"} <= set(val[0])
+    assert report["splits"]["test"]["num_examples"] == 44  # 44 = 2 full batches + a padded one of 12
+    assert report["steps"] == 2 * (96 // 16)
+
+
+def test_one_and_eight_devices_agree(tmp_path):
+    # SGD: Adam would turn float reduction-order noise in near-zero gradients into full-size steps.
+    config = toy_config(num_epochs=1, max_steps=4, optimizer="sgd", learning_rate=0.05)
+    mesh8 = train.parallel.make_mesh()
+    assert mesh8.size == 8
+    report8 = train.train_and_evaluate(config, tmp_path / "d8")
+    with _one_device():
+        report1 = train.train_and_evaluate(config, tmp_path / "d1")
+    assert report1["devices"] == 1 and report8["devices"] == 8
+    loss1 = [e["loss"] for e in events(tmp_path / "d1") if e["split"] == "train"]
+    loss8 = [e["loss"] for e in events(tmp_path / "d8") if e["split"] == "train"]
+    np.testing.assert_allclose(loss1, loss8, rtol=1e-5, atol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+        params_of(tmp_path / "d1"), params_of(tmp_path / "d8"),
+    )
+
+
+class _one_device:
+    """Make ferjax.parallel.make_mesh use only the first device."""
+
+    def __enter__(self):
+        self._original = train.parallel.make_mesh
+        train.parallel.make_mesh = lambda devices=None: self._original(jax.devices()[:1])
+
+    def __exit__(self, *exc):
+        train.parallel.make_mesh = self._original
+
+
+def test_interrupted_run_resumes_exactly(tmp_path):
+    full = toy_config()
+    train.train_and_evaluate(full, tmp_path / "full")
+    train.train_and_evaluate(toy_config(max_steps=5), tmp_path / "resumed")  # "killed" after 5 steps
+    train.train_and_evaluate(full, tmp_path / "resumed")
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
+        params_of(tmp_path / "full"), params_of(tmp_path / "resumed"),
+    )
+    steps = [e["step"] for e in events(tmp_path / "resumed") if e["split"] == "train"]
+    assert steps == sorted(set(steps)), "resumed log repeats steps"
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
+    config = toy_config(learning_rate=1e12, optimizer="sgd", num_epochs=4, log_every_steps=1, checkpoint_every_steps=1)
+    with pytest.raises(TrainingDiverged, match=r"at step \d+"):
+        train.train_and_evaluate(config, tmp_path)
+    last_good = params_of(tmp_path)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(last_good))
