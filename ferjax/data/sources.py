@@ -41,18 +41,25 @@ class RecordSource:
         return len(self._data)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        record = self._data[int(index)]
-        return {"image": record["image"], "label": int(record["label"])}
+        return _slim(self._data[int(index)])
+
+    def _getitems(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Batched read (grain uses it when present): about twice as fast as one by one."""
+        return [_slim(record) for record in self._data.__getitems__([int(i) for i in indices])]
 
     def field(self, key: str) -> np.ndarray:
         """One scalar field of every record (e.g. ``"subject"``), read in a single pass."""
-        return np.asarray([self._data[i][key] for i in range(len(self._data))])
+        return np.asarray([record[key] for record in self._data.__getitems__(list(range(len(self._data))))])
 
     @property
     def labels(self) -> np.ndarray:
         if self._labels is None:
             self._labels = self.field("label").astype(np.int64)
         return self._labels
+
+
+def _slim(record: dict) -> dict[str, Any]:
+    return {"image": record["image"], "label": int(record["label"])}
 
 
 class SubsetSource:
@@ -68,6 +75,12 @@ class SubsetSource:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.parent[int(self.indices[index])]
+
+    def _getitems(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        parent_indices = [int(self.indices[i]) for i in indices]
+        if hasattr(self.parent, "_getitems"):
+            return self.parent._getitems(parent_indices)
+        return [self.parent[i] for i in parent_indices]
 
 
 def labels_of(source: Any) -> np.ndarray:

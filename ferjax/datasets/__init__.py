@@ -2,7 +2,7 @@
 
 import importlib
 
-_MODULES = ("demo",)
+_MODULES = ("demo", "fer2013")
 
 
 def register_all() -> None:
