@@ -1,10 +1,11 @@
 """TFDS builders without TensorFlow, prepared once into a cache (SPEC §2, §9).
 
 A dataset module describes what to prepare with a :class:`Plan` — the layout found, a
-fingerprint of the raw files and options, and a ``generate`` function yielding
-``(key, example)`` pairs per split — and subclasses :class:`PlannedBuilder` to declare
-its features (``tfds.features.Tensor`` images, ``ClassLabel`` labels, scalar extras; no
-``tfds.features.Image``, whose encoder needs TensorFlow). :func:`load` prepares the
+fingerprint of the raw files and options, image shape, class names and a ``generate``
+function yielding ``(key, example)`` pairs per split — and subclasses
+:class:`PlannedBuilder` to name it and declare scalar extra features. Features are
+``tfds.features.Tensor`` images (raw bytes) and ``ClassLabel`` labels; no
+``tfds.features.Image``, whose encoder needs TensorFlow. :func:`load` prepares the
 builder as ``array_record`` under ``<cache>/<builder>/<layout>-<fingerprint>/<version>/``
 unless that exists, and opens every split with ``as_data_source``. A changed raw file
 (size or mtime) or option gives a new fingerprint, hence a fresh preparation.
@@ -35,6 +36,8 @@ Examples = Iterable[tuple[str, dict]]
 class Plan:
     layout: str
     fingerprint: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
     generate: Callable[[BadFiles], dict[str, Examples]]  # split -> examples; runs only when preparing
 
 
@@ -51,8 +54,6 @@ class PlannedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """A GeneratorBasedBuilder whose examples come from a :class:`Plan`."""
 
     VERSION = tfds.core.Version("1.0.0")
-    IMAGE_SHAPE: ClassVar[tuple[int, int, int]]
-    CLASS_NAMES: ClassVar[tuple[str, ...]]
     EXTRA_FEATURES: ClassVar[dict[str, type]] = {}  # scalar features, e.g. {"subject": np.int32}
     # Nothing is downloaded: no checksum file to look up (TFDS would locate it next to this
     # module through `importlib_resources`, an extra dependency).
@@ -64,8 +65,10 @@ class PlannedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         features = {
-            "image": tfds.features.Tensor(shape=self.IMAGE_SHAPE, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES),
-            "label": tfds.features.ClassLabel(names=list(self.CLASS_NAMES)),
+            "image": tfds.features.Tensor(
+                shape=self._plan.image_shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+            ),
+            "label": tfds.features.ClassLabel(names=list(self._plan.class_names)),
             **{name: tfds.features.Tensor(shape=(), dtype=dtype) for name, dtype in self.EXTRA_FEATURES.items()},
         }
         return tfds.core.DatasetInfo(

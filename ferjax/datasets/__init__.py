@@ -2,7 +2,7 @@
 
 import importlib
 
-_MODULES = ("demo", "fer2013")
+_MODULES = ("demo", "fer2013", "ckplus")
 
 
 def register_all() -> None:

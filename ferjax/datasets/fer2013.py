@@ -30,6 +30,7 @@ CLASS_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 _USAGE = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 _TEST_PREFIXES = {"PublicTest_": "validation", "PrivateTest_": "test"}
 _SIDE = 48
+_SHAPE = (_SIDE, _SIDE, 1)
 
 data.register_defaults("fer2013", layout="auto", skip_bad_files=False, cache_dir="")
 
@@ -38,8 +39,6 @@ class Fer2013Builder(tfds_cache.PlannedBuilder):
     """FER-2013 (ICML 2013 challenge), 48x48 gray; labels 0 angry .. 6 neutral."""
 
     name = "ferjax_fer2013"
-    IMAGE_SHAPE = (_SIDE, _SIDE, 1)
-    CLASS_NAMES = CLASS_NAMES
 
 
 def _missing(root: Path) -> DataError:
@@ -68,7 +67,7 @@ def plan_csv(path: Path, skip: bool) -> tfds_cache.Plan:
         rows = read_csv(path, bad)
         return {split: _emit(examples) for split, examples in rows.items()}
 
-    return tfds_cache.Plan("csv", tfds_cache.fingerprint("csv", skip, files=[path]), generate)
+    return tfds_cache.Plan("csv", tfds_cache.fingerprint("csv", skip, files=[path]), _SHAPE, CLASS_NAMES, generate)
 
 
 def _emit(examples: list[tuple[str, np.ndarray, int]]) -> tfds_cache.Examples:
@@ -125,7 +124,8 @@ def plan_folders(folder: Path, skip: bool) -> tfds_cache.Plan:
         return {split: _decode(items, bad) for split, items in files.items()}
 
     flat = [path for items in files.values() for path, _ in items]
-    return tfds_cache.Plan("folders", tfds_cache.fingerprint("folders", skip, str(folder), files=flat), generate)
+    identity = tfds_cache.fingerprint("folders", skip, str(folder), files=flat)
+    return tfds_cache.Plan("folders", identity, _SHAPE, CLASS_NAMES, generate)
 
 
 def list_folders(folder: Path, bad: BadFiles) -> dict[str, list[tuple[Path, int]]]:
