@@ -2,7 +2,7 @@
 
 import importlib
 
-_MODULES = ("demo", "fer2013", "ckplus")
+_MODULES = ("demo", "fer2013", "ckplus", "rafdb", "cifar10")
 
 
 def register_all() -> None:
