@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ferjax import losses, models, optim, parallel
 from ferjax.checkpoint import Checkpoints, abstract_like
 from ferjax.data import DatasetSplits, load_dataset, pipeline
+from ferjax.data.sources import labels_of
 from ferjax.errors import ConfigError, TrainingDiverged
 from ferjax.heads import HEADS
 from ferjax.losses.softmax import softmax_cross_entropy
@@ -66,7 +67,7 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, config, seed:
 
 def class_weights_for(source, num_classes: int) -> np.ndarray:
     """Inverse-frequency class weights normalised to mean 1 over present classes."""
-    counts = np.bincount([int(source[i]["label"]) for i in range(len(source))], minlength=num_classes)
+    counts = np.bincount(labels_of(source), minlength=num_classes)
     weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / np.count_nonzero(counts), 0.0)
     return weights.astype(np.float32)
 
