@@ -18,6 +18,7 @@ and ``erasing_probability``.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -61,14 +62,14 @@ class Settings:
 
 def sample(rng: np.random.Generator, s: Settings, size: int) -> dict[str, np.ndarray]:
     """One example's parameters: the sampling matrix, offsets and the erasing box."""
-    angle = np.deg2rad(rng.uniform(-s.rotation_degrees, s.rotation_degrees))
-    shear = np.deg2rad(rng.uniform(-s.shear_degrees, s.shear_degrees))
+    angle = math.radians(rng.uniform(-s.rotation_degrees, s.rotation_degrees))
+    shear = math.tan(math.radians(rng.uniform(-s.shear_degrees, s.shear_degrees)))
     zoom = rng.uniform(1.0 - s.zoom_range, 1.0 + s.zoom_range)
     flip = -1.0 if (s.flip and rng.random() < 0.5) else 1.0
-    cos, sin = np.cos(angle), np.sin(angle)
-    # Output pixel offset from the centre (dx, dy) -> input offset: rotate · shear · flip / zoom.
-    matrix = np.asarray([[cos, -sin], [sin, cos]]) @ np.asarray([[1.0, np.tan(shear)], [0.0, 1.0]])
-    matrix = matrix @ np.diag([flip, 1.0]) / zoom
+    cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+    # Output pixel offset from the centre (dx, dy) -> input offset:
+    # rotation(angle) · shear · diag(flip, 1) / zoom.
+    matrix = np.asarray([[cos * flip, cos * shear - sin], [sin * flip, sin * shear + cos]], np.float32)
     shift = rng.uniform(-s.shift_fraction, s.shift_fraction, 2) * size
     crop = rng.integers(-s.crop_padding, s.crop_padding + 1, 2)
     box = np.zeros(4, np.int32)  # y0, x0, y1, x1 (empty: no erasing)
@@ -82,7 +83,7 @@ def sample(rng: np.random.Generator, s: Settings, size: int) -> dict[str, np.nda
         box = np.asarray([y0, x0, y0 + h, x0 + w], np.int32)
         erase_seed = np.uint32(rng.integers(0, 2**32))
     return {
-        "matrix": matrix.astype(np.float32),
+        "matrix": matrix,
         "shift": shift.astype(np.float32),
         "crop": crop.astype(np.int32),
         "box": box,
@@ -101,32 +102,29 @@ def apply(images: np.ndarray, params: dict[str, np.ndarray], s: Settings) -> np.
 def _warp(images: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
     """Bilinear affine resampling of a batch, edge-extended, then zero outside the crop window."""
     b, h, w, c = images.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    crop = params["crop"].astype(np.float32)
-    # The crop moves the output window over a zero-padded image: output (y, x) shows (y+cy, x+cx).
-    oy = ys[None] + crop[:, 1, None, None]
-    ox = xs[None] + crop[:, 0, None, None]
-    inside = (oy >= 0) & (oy <= h - 1) & (ox >= 0) & (ox <= w - 1)
-    m, shift = params["matrix"], params["shift"]
     cy, cx = (h - 1) / 2, (w - 1) / 2
-    dy, dx = oy - cy, ox - cx
-    sx = m[:, 0, 0, None, None] * dx + m[:, 0, 1, None, None] * dy + cx + shift[:, 0, None, None]
-    sy = m[:, 1, 0, None, None] * dx + m[:, 1, 1, None, None] * dy + cy + shift[:, 1, None, None]
-    sx = np.clip(sx, 0, w - 1)
-    sy = np.clip(sy, 0, h - 1)
-    x0 = np.minimum(sx.astype(np.int32), w - 2) if w > 1 else np.zeros_like(sx, np.int32)
-    y0 = np.minimum(sy.astype(np.int32), h - 2) if h > 1 else np.zeros_like(sy, np.int32)
+    ys = (np.arange(h, dtype=np.float32) - cy)[None, :, None]
+    xs = (np.arange(w, dtype=np.float32) - cx)[None, None, :]
+    m, crop = params["matrix"], params["crop"]
+    # The crop moves the output window over a zero-padded image: output (y, x) shows warped
+    # (y + crop_y, x + crop_x); fold that move into the affine's constant term.
+    moved = np.einsum("bij,bj->bi", m, crop.astype(np.float32)) + params["shift"] + np.float32([cx, cy])
+    sx = np.clip(m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + moved[:, 0, None, None], 0, w - 1)
+    sy = np.clip(m[:, 1, 0, None, None] * xs + m[:, 1, 1, None, None] * ys + moved[:, 1, None, None], 0, h - 1)
+    x0 = np.minimum(sx.astype(np.int32), max(w - 2, 0))
+    y0 = np.minimum(sy.astype(np.int32), max(h - 2, 0))
     fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
     rows = images.reshape(b * h * w, c).astype(np.float32)
     base = y0 * w + x0 + (np.arange(b, dtype=np.int32) * (h * w))[:, None, None]
     step_x, step_y = min(1, w - 1), w * min(1, h - 1)
-
-    def at(offset: int) -> np.ndarray:
-        return rows[base + offset]
-
-    top = at(0) * (1 - fx) + at(step_x) * fx
-    bottom = at(step_y) * (1 - fx) + at(step_y + step_x) * fx
-    return np.where(inside[..., None], top * (1 - fy) + bottom * fy, 0.0)
+    top = rows[base] * (1 - fx) + rows[base + step_x] * fx
+    bottom = rows[base + step_y] * (1 - fx) + rows[base + step_y + step_x] * fx
+    out = top * (1 - fy) + bottom * fy
+    if crop.any():
+        row_ok = (np.arange(h)[None] + crop[:, 1, None] >= 0) & (np.arange(h)[None] + crop[:, 1, None] < h)
+        col_ok = (np.arange(w)[None] + crop[:, 0, None] >= 0) & (np.arange(w)[None] + crop[:, 0, None] < w)
+        out *= (row_ok[:, :, None] & col_ok[:, None, :])[..., None]
+    return out
 
 
 def _erase(images: np.ndarray, boxes: np.ndarray, seeds: np.ndarray) -> None:
