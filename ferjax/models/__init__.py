@@ -41,3 +41,10 @@ def make_backbone(config: ml_collections.ConfigDict, num_classes: int) -> nn.Mod
 
 
 from ferjax.models import baseline_cnn as _baseline_cnn  # noqa: E402,F401  (registers models)
+from ferjax.models import resnet as _resnet  # noqa: E402,F401
+from ferjax.models import mobilenet_v2 as _mobilenet_v2  # noqa: E402,F401
+from ferjax.models import efficientnet as _efficientnet  # noqa: E402,F401
+from ferjax.models import vgg as _vgg  # noqa: E402,F401
+from ferjax.models import densenet as _densenet  # noqa: E402,F401
+from ferjax.models import emosynthnet as _emosynthnet  # noqa: E402,F401
+from ferjax.models import camnet as _camnet  # noqa: E402,F401
