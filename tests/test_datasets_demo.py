@@ -1,9 +1,11 @@
 """The built-in demo dataset: deterministic, balanced, in memory (issue 2, item 5)."""
 
+import jax
 import ml_collections
 import numpy as np
 
 from ferjax import data
+from ferjax.data import pipeline
 from ferjax.datasets import demo, register_all
 
 
@@ -35,3 +37,20 @@ def test_demo_is_deterministic_by_seed_and_splits_differ():
 def test_a_constant_prediction_scores_near_chance():
     labels = demo.generate(700, 0, "test").labels
     assert np.bincount(labels).max() / len(labels) <= 0.3
+
+
+def test_an_untrained_baseline_cnn_scores_at_most_30_percent():
+    from configs import demo as demo_config
+    from ferjax import train
+
+    config = demo_config.get_config()
+    config.eval_batch_size = 350
+    model, _ = train.build_model(config, 7)
+    variables = model.init(jax.random.key(0), np.zeros((1, 48, 48, 1), np.float32), train=False)
+    apply = jax.jit(lambda images: model.apply(variables, images, train=False).head.logits)
+    correct = total = 0
+    for batch in pipeline.eval_batches(demo.generate(700, 0, "test"), config):
+        predictions = np.asarray(apply(batch["image"])).argmax(-1)
+        correct += int(((predictions == batch["label"]) & batch["mask"]).sum())
+        total += int(batch["mask"].sum())
+    assert total == 700 and correct / total <= 0.3
