@@ -143,3 +143,22 @@ def test_erasing_fills_the_box_with_noise_only():
     box[1:4, 2:6] = True
     assert np.all(out[0, ..., 0][~box] == 1.0)
     assert np.all(out[0, ..., 0][box] < 1.0) and out[0, ..., 0][box].std() > 0.2
+
+
+@pytest.mark.parametrize("kind", ["train", "eval"])
+def test_each_process_reads_its_share_of_the_same_global_batch(monkeypatch, kind):
+    source, config = indexed_source(20), make_config()
+
+    def batches(process_count: int, process_index: int) -> list[dict]:
+        monkeypatch.setattr(pipeline.jax, "process_count", lambda: process_count)
+        monkeypatch.setattr(pipeline.jax, "process_index", lambda: process_index)
+        if kind == "train":
+            return take(pipeline.train_batches(source, config, start_step=1), 3)
+        return list(pipeline.eval_batches(source, config))
+
+    whole, first, second = batches(1, 0), batches(2, 0), batches(2, 1)
+    for full, a, b in zip(whole, first, second, strict=True):
+        assert len(a["label"]) == len(full["label"]) // 2
+        for key in full:
+            np.testing.assert_array_equal(a[key], full[key][0::2])
+            np.testing.assert_array_equal(b[key], full[key][1::2])

@@ -6,12 +6,12 @@ mouth (lips around an opening). The 7 classes — FER-2013's order, angry, disgu
 happy, sad, surprise, neutral — differ only by expression geometry:
 
     class     mouth curve  mouth open  brow angle  brow raise  eye opening
-    angry        -0.04        0.00       -0.30       -0.06        0.70
-    disgust      -0.09        0.03       -0.12       -0.04        0.45
-    fear         -0.02        0.07       +0.30       +0.06        1.30
-    happy        +0.11        0.03        0.00        0.00        0.80
-    sad          -0.10        0.00       +0.35        0.00        0.80
-    surprise      0.00        0.15       +0.05       +0.11        1.35
+    angry        -0.06        0.00       -0.70       -0.09        0.65
+    disgust      -0.13        0.06       -0.25       -0.05        0.35
+    fear         -0.03        0.13       +0.55       +0.09        1.40
+    happy        +0.18        0.05        0.00        0.00        0.75
+    sad          -0.16        0.00       +0.65        0.00        0.85
+    surprise      0.00        0.26        0.00       +0.16        1.50
     neutral       0.00        0.00        0.00        0.00        1.00
 
 (curve: mouth-corner lift; angle: slope of the brow, positive = inner end raised). Each
@@ -32,18 +32,18 @@ SIZE = 48
 # Columns: mouth curve, mouth opening, brow angle, brow raise, eye opening (see module doc).
 _EXPRESSIONS = np.asarray(
     [
-        [-0.04, 0.00, -0.30, -0.06, 0.70],
-        [-0.09, 0.03, -0.12, -0.04, 0.45],
-        [-0.02, 0.07, 0.30, 0.06, 1.30],
-        [0.11, 0.03, 0.00, 0.00, 0.80],
-        [-0.10, 0.00, 0.35, 0.00, 0.80],
-        [0.00, 0.15, 0.05, 0.11, 1.35],
+        [-0.06, 0.00, -0.70, -0.09, 0.65],
+        [-0.13, 0.06, -0.25, -0.05, 0.35],
+        [-0.03, 0.13, 0.55, 0.09, 1.40],
+        [0.18, 0.05, 0.00, 0.00, 0.75],
+        [-0.16, 0.00, 0.65, 0.00, 0.85],
+        [0.00, 0.26, 0.00, 0.16, 1.50],
         [0.00, 0.00, 0.00, 0.00, 1.00],
     ],
     np.float32,
 )
 _NEUTRAL = _EXPRESSIONS[6]
-_JITTER = np.asarray([0.02, 0.012, 0.07, 0.018, 0.09], np.float32)
+_JITTER = np.asarray([0.02, 0.012, 0.08, 0.015, 0.08], np.float32)
 _CHUNK = 256
 
 
@@ -73,7 +73,7 @@ def _paint(image: np.ndarray, coverage: np.ndarray, value) -> np.ndarray:
 def _render_chunk(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n = len(labels)
     # Expression: class geometry, random intensity, jitter.
-    intensity = rng.uniform(0.7, 1.15, (n, 1)).astype(np.float32)
+    intensity = rng.uniform(0.8, 1.15, (n, 1)).astype(np.float32)
     expr = _NEUTRAL + intensity * (_EXPRESSIONS[labels] - _NEUTRAL)
     expr = expr + rng.normal(0, 1, (n, 5)).astype(np.float32) * _JITTER
     curve, opening, brow_angle, brow_raise, eye_open = (expr[:, k, None, None] for k in range(5))
@@ -108,7 +108,7 @@ def _render_chunk(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # Eyes: white almond whose height follows eye_open, dark iris inside it.
     eye_x, eye_y = _u(rng, n, 0.27, 0.35), _u(rng, n, -0.28, -0.18)
     eye_w = _u(rng, n, 0.11, 0.15)
-    eye_h = 0.5 * eye_w * eye_open
+    eye_h = 0.6 * eye_w * eye_open
     du = np.abs(uf) - eye_x
     dv = v - eye_y
     eye = _soft(1.0 - np.sqrt((du / eye_w) ** 2 + (dv / np.maximum(eye_h, 0.01)) ** 2), 2 * soft / eye_w)
@@ -139,5 +139,5 @@ def _render_chunk(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     light = rng.uniform(-np.pi, np.pi, n).astype(np.float32)[:, None, None]
     gradient = np.cos(light) * (xs[None] / SIZE - 0.5) + np.sin(light) * (ys[None] / SIZE - 0.5)
     image = image * (1.0 + _u(rng, n, 0.0, 0.7) * gradient) * _u(rng, n, 0.7, 1.2)
-    image = image + rng.normal(0, 1, image.shape).astype(np.float32) * _u(rng, n, 0.02, 0.08)
+    image = image + rng.normal(0, 1, image.shape).astype(np.float32) * _u(rng, n, 0.02, 0.06)
     return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
