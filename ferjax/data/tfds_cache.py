@@ -76,6 +76,7 @@ class PlannedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             description=self.__doc__,
             features=tfds.features.FeaturesDict(features),
             supervised_keys=("image", "label"),
+            disable_shuffling=True,  # records keep the generation order: sorted files, CSV lines
             metadata=tfds.core.MetadataDict(),
         )
 
