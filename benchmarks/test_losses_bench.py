@@ -6,8 +6,9 @@
 2. ferjax against pytorch-metric-learning peers on CPU torch (skipped without the
    ``peers`` extra): ratio ferjax / peer, target < 1.
 
-Ratios come from interleaved timing in the same test (A, B, A, B, …; best round each),
-so load from other processes hits both sides alike. pytest-benchmark also records the
+Ratios come from interleaved timing in the same test (rounds A B, B A, …): the median of
+the per-round ratios, so load from other processes hits both sides alike; times shown are
+each side's best round. pytest-benchmark also records the
 ferjax step on its own. Tables print at the end of the module:
 
     pytest benchmarks/test_losses_bench.py --benchmark-columns=min,median
@@ -29,8 +30,8 @@ from ferjax.heads import HEADS
 SHAPES = [(1024, 512, 7), (256, 512, 1000)]
 ALIASES = {"cosface", "lmcl"}
 NAMES = [n for n in L.LOSSES.names() if n not in ALIASES]
-ROUNDS = 7
-ROUND_SECONDS = 0.05
+ROUNDS = 15
+ROUND_SECONDS = 0.03
 
 _results: dict[str, dict] = {"vs_ce": {}, "vs_peer": {}}
 
@@ -72,14 +73,17 @@ def _seconds_per_call(call) -> float:
     return (time.perf_counter() - start) / number
 
 
-def _interleaved(call_a, call_b) -> tuple[float, float]:
-    """Best-of-ROUNDS seconds per call for two callables timed alternately."""
+def _interleaved(call_a, call_b) -> tuple[float, float, float]:
+    """Time two callables in alternating rounds (A B B A …): best seconds per call of each,
+    and the median of the per-round ratios A/B (robust to load drifting between rounds)."""
     call_a(), call_b()  # compile / warm up
     a, b = [], []
-    for _ in range(ROUNDS):
-        a.append(_seconds_per_call(call_a))
-        b.append(_seconds_per_call(call_b))
-    return min(a), min(b)
+    for i in range(ROUNDS):
+        first, second = (call_a, call_b) if i % 2 == 0 else (call_b, call_a)
+        t_first, t_second = _seconds_per_call(first), _seconds_per_call(second)
+        a.append(t_first if i % 2 == 0 else t_second)
+        b.append(t_second if i % 2 == 0 else t_first)
+    return min(a), min(b), float(np.median(np.asarray(a) / np.asarray(b)))
 
 
 def _jax_call(fn, *args):
@@ -95,10 +99,10 @@ def test_loss_vs_softmax_ce_same_head(benchmark, name, shape):
     loss_fn, params = _ferjax_step(objective, c, x)
     ce_fn, _ = _ferjax_step(objective, c, x, per_example=_plain_ce)
     step = jnp.asarray(10_000, jnp.int32)
-    t_loss, t_ce = _interleaved(_jax_call(loss_fn, params, x, y, step), _jax_call(ce_fn, params, x, y, step))
-    _results["vs_ce"][(name, shape)] = (objective.head, t_loss, t_ce)
-    benchmark.extra_info.update(head=objective.head, ratio_to_ce=t_loss / t_ce)
-    benchmark(_jax_call(loss_fn, params, x, y, step))
+    t_loss, t_ce, ratio = _interleaved(_jax_call(loss_fn, params, x, y, step), _jax_call(ce_fn, params, x, y, step))
+    _results["vs_ce"][(name, shape)] = (objective.head, t_loss, t_ce, ratio)
+    benchmark.extra_info.update(head=objective.head, ratio_to_ce=ratio)
+    benchmark.pedantic(_jax_call(loss_fn, params, x, y, step), rounds=5, warmup_rounds=1)
 
 
 # Peer (pytorch-metric-learning class) -> the ferjax loss computing the same objective.
@@ -141,10 +145,10 @@ def test_ferjax_vs_pytorch_metric_learning(benchmark, peer, shape):
         objective = L.make_objective(_config("amsoftmax"))  # its cosine head, plain CE on s·cos θ
         fn, params = _ferjax_step(objective, c, x, per_example=_plain_ce)
     ours = _jax_call(fn, params, x, y, jnp.asarray(10_000, jnp.int32))
-    t_ours, t_peer = _interleaved(ours, peer_call)
-    _results["vs_peer"][(peer, shape)] = (target, t_ours, t_peer)
-    benchmark.extra_info.update(ferjax=target, ratio_to_peer=t_ours / t_peer)
-    benchmark(peer_call)
+    t_ours, t_peer, ratio = _interleaved(ours, peer_call)
+    _results["vs_peer"][(peer, shape)] = (target, t_ours, t_peer, ratio)
+    benchmark.extra_info.update(ferjax=target, ratio_to_peer=ratio)
+    benchmark.pedantic(peer_call, rounds=5, warmup_rounds=1)
 
 
 def _shape_id(shape) -> str:
@@ -154,28 +158,28 @@ def _shape_id(shape) -> str:
 def _tables() -> list[str]:
     lines = []
     if _results["vs_ce"]:
-        lines += ["", "ferjax loss vs plain softmax CE on the same head (forward+backward, best round, ms):", ""]
+        lines += ["", "ferjax loss vs plain softmax CE on the same head (forward+backward; best-round ms, median ratio):", ""]
         lines += ["| loss | head | " + " | ".join(f"{_shape_id(s)}: ms | ratio" for s in SHAPES) + " |"]
         lines += ["|---|---|" + "---|---|" * len(SHAPES)]
         for name in NAMES:
             row, head = [], "?"
             for shape in SHAPES:
                 if (name, shape) in _results["vs_ce"]:
-                    head, t_loss, t_ce = _results["vs_ce"][(name, shape)]
-                    row.append(f"{1e3 * t_loss:.2f} (CE {1e3 * t_ce:.2f}) | {t_loss / t_ce:.2f}")
+                    head, t_loss, t_ce, ratio = _results["vs_ce"][(name, shape)]
+                    row.append(f"{1e3 * t_loss:.2f} (CE {1e3 * t_ce:.2f}) | {ratio:.2f}")
                 else:
                     row.append("– | –")
             lines.append(f"| {name} | {head} | " + " | ".join(row) + " |")
     if _results["vs_peer"]:
-        lines += ["", "ferjax vs pytorch-metric-learning on CPU torch (forward+backward, best round, ms):", ""]
+        lines += ["", "ferjax vs pytorch-metric-learning on CPU torch (forward+backward; best-round ms, median ratio):", ""]
         lines += ["| peer | ferjax | " + " | ".join(f"{_shape_id(s)}: ferjax / peer ms | ratio" for s in SHAPES) + " |"]
         lines += ["|---|---|" + "---|---|" * len(SHAPES)]
         for peer, target in PEERS.items():
             row = []
             for shape in SHAPES:
                 if (peer, shape) in _results["vs_peer"]:
-                    _, t_ours, t_peer = _results["vs_peer"][(peer, shape)]
-                    row.append(f"{1e3 * t_ours:.2f} / {1e3 * t_peer:.2f} | {t_ours / t_peer:.2f}")
+                    _, t_ours, t_peer, ratio = _results["vs_peer"][(peer, shape)]
+                    row.append(f"{1e3 * t_ours:.2f} / {1e3 * t_peer:.2f} | {ratio:.2f}")
                 else:
                     row.append("– | –")
             lines.append(f"| {peer} | {target} | " + " | ".join(row) + " |")
