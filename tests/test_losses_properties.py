@@ -209,3 +209,7 @@ def test_mam_batch_statistics_independent_of_device_count(statistics, formulatio
     # And the batch statistic really is global: a shard alone gives a different loss.
     if statistics == "batch":
         assert not np.allclose(np.asarray(fn(z[:4], y[:4])), np.asarray(one)[:4])
+
+
+def test_aliases_are_the_same_objective():
+    assert L.LOSSES.get("cosface") is L.LOSSES.get("amsoftmax") is L.LOSSES.get("lmcl")
