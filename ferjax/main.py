@@ -10,7 +10,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ferjax.errors import FerjaxError
@@ -80,6 +80,7 @@ def main(argv) -> None:
 
 def run() -> None:
     flags.mark_flags_as_required(["config"])
+    FLAGS.set_default("verbosity", logging.WARNING)  # library INFO chatter off; --verbosity=0 restores it
     app.run(main, flags_parser=_parse_flags)
 
 
