@@ -41,9 +41,13 @@ class Plan:
     generate: Callable[[BadFiles], dict[str, Examples]]  # split -> examples; runs only when preparing
 
 
+# Bump when the stored records change (features, encoding, order) so old caches are not read.
+STORAGE_FORMAT = 2
+
+
 def fingerprint(*parts: object, files: Iterable[Path] = ()) -> str:
-    """A short hash of ``parts`` and of each file's path, size and mtime."""
-    digest = hashlib.sha256(repr(parts).encode())
+    """A short hash of the storage format, ``parts`` and each file's path, size and mtime."""
+    digest = hashlib.sha256(repr((STORAGE_FORMAT, parts)).encode())
     for path in files:
         stat = path.stat()
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
