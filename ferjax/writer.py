@@ -20,7 +20,7 @@ class MetricWriter:
                 if line.strip() and json.loads(line)["step"] <= truncate_after_step
             ]
             self.path.write_text("".join(line + "\n" for line in kept))
-        self._file = self.path.open("a")
+        self._file = self.path.open("a", buffering=1)  # line-buffered: tail -f works during a run
         self._tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
 
     def write(self, step: int, split: str, metrics: dict) -> None:
