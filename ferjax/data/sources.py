@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+_CHUNK = 4096  # records per batched read when scanning a whole split
+
 
 class ArraySource:
     """Images ``(N, H, W, C)`` uint8 and labels ``(N,)`` held in memory."""
@@ -49,7 +51,11 @@ class RecordSource:
 
     def field(self, key: str) -> np.ndarray:
         """One scalar field of every record (e.g. ``"subject"``), read in a single pass."""
-        return np.asarray([record[key] for record in self._data.__getitems__(list(range(len(self._data))))])
+        values = []
+        for start in range(0, len(self._data), _CHUNK):
+            chunk = range(start, min(start + _CHUNK, len(self._data)))
+            values.extend(record[key] for record in self._data.__getitems__(list(chunk)))
+        return np.asarray(values)
 
     @property
     def labels(self) -> np.ndarray:
