@@ -115,15 +115,22 @@ def eval_batches(source: Any, config: ml_collections.ConfigDict) -> Iterator[dic
     global_batch = config.eval_batch_size
     per_process = local_batch_size(global_batch, "eval_batch_size")
     size, channels = config.image_size, config.channels
-    ds = grain.MapDataset.source(source).map(_Preprocess(size, channels))
+    prepare = _Preprocess(size, channels)
     n = len(source)
     for start in range(0, n, global_batch):
         positions = np.arange(start + jax.process_index(), start + global_batch, jax.process_count())
-        real = positions[positions < n]
+        real = positions[positions < n].tolist()
         images = np.zeros((per_process, size, size, channels), np.float32)
         labels = np.zeros(per_process, np.int32)
-        for row, index in enumerate(real):
-            example = ds[int(index)]
+        for row, example in enumerate(_read(source, real)):
+            example = prepare.map(example)
             images[row] = preprocess.normalize(example["image"])
             labels[row] = example["label"]
         yield {"image": images, "label": labels, "mask": np.arange(per_process) < len(real)}
+
+
+def _read(source: Any, indices: list[int]) -> list[dict]:
+    """The examples at ``indices``, in one batched read when the source offers it."""
+    if hasattr(source, "_getitems"):
+        return source._getitems(indices)
+    return [source[i] for i in indices]
