@@ -66,22 +66,42 @@ def test_run_writes_every_output(tmp_path):
     assert report["steps"] == 2 * (96 // 16)
 
 
-def test_one_and_eight_devices_agree(tmp_path):
+def sgd_config(**overrides):
     # SGD: Adam would turn float reduction-order noise in near-zero gradients into full-size steps.
-    config = toy_config(num_epochs=1, max_steps=4, optimizer="sgd", learning_rate=0.02)
-    mesh8 = train.parallel.make_mesh()
-    assert mesh8.size == 8
-    report8 = train.train_and_evaluate(config, tmp_path / "d8")
-    with _one_device():
-        report1 = train.train_and_evaluate(config, tmp_path / "d1")
-    assert report1["devices"] == 1 and report8["devices"] == 8
-    loss1 = [e["loss"] for e in events(tmp_path / "d1") if e["split"] == "train"]
-    loss8 = [e["loss"] for e in events(tmp_path / "d8") if e["split"] == "train"]
-    np.testing.assert_allclose(loss1, loss8, rtol=1e-5, atol=1e-5)
+    return toy_config(num_epochs=1, optimizer="sgd", learning_rate=0.02, **overrides)
+
+
+@pytest.fixture(scope="module")
+def eight_device_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("d8")
+    assert train.parallel.make_mesh().size == 8
+    report = train.train_and_evaluate(sgd_config(), workdir)
+    assert report["devices"] == 8
+    return workdir
+
+
+def assert_params_close(workdir_a, workdir_b, atol):
     jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
-        params_of(tmp_path / "d1"), params_of(tmp_path / "d8"),
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=atol), params_of(workdir_a), params_of(workdir_b)
     )
+
+
+def test_one_and_eight_devices_agree(tmp_path, eight_device_run):
+    with _one_device():
+        report1 = train.train_and_evaluate(sgd_config(), tmp_path)
+    assert report1["devices"] == 1
+    loss1 = [e["loss"] for e in events(tmp_path) if e["split"] == "train"]
+    loss8 = [e["loss"] for e in events(eight_device_run) if e["split"] == "train"]
+    np.testing.assert_allclose(loss1, loss8, rtol=1e-5, atol=1e-5)
+    assert_params_close(tmp_path, eight_device_run, atol=1e-5)
+
+
+def test_checkpoint_from_eight_devices_resumes_on_one(tmp_path, eight_device_run):
+    train.train_and_evaluate(sgd_config(max_steps=3), tmp_path)  # 8 devices, stopped after 3 steps
+    with _one_device():
+        report = train.train_and_evaluate(sgd_config(), tmp_path)
+    assert report["devices"] == 1 and report["steps"] == 6
+    assert_params_close(tmp_path, eight_device_run, atol=1e-5)
 
 
 class _one_device:
@@ -100,10 +120,7 @@ def test_interrupted_run_resumes_exactly(tmp_path):
     train.train_and_evaluate(full, tmp_path / "full")
     train.train_and_evaluate(toy_config(max_steps=5), tmp_path / "resumed")  # "killed" after 5 steps
     train.train_and_evaluate(full, tmp_path / "resumed")
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
-        params_of(tmp_path / "full"), params_of(tmp_path / "resumed"),
-    )
+    assert_params_close(tmp_path / "full", tmp_path / "resumed", atol=1e-6)
     steps = [e["step"] for e in events(tmp_path / "resumed") if e["split"] == "train"]
     assert steps == sorted(set(steps)), "resumed log repeats steps"
 
