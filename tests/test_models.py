@@ -17,8 +17,8 @@ from ferjax.errors import ConfigError
 from ferjax.models import profile
 
 SIZES = ((32, 3), (48, 1), (100, 1))  # (pixels, channels)
+RUN_SIZE = (48, 1)  # compiled and run; the other sizes are traced (init, forward, backward) abstractly
 NUM_CLASSES = 7
-
 TINY = {
     "baseline_cnn": dict(conv_features=(4, 4, 4), dense_features=(8, 8, 8, 8)),
     "resnet18": dict(width=4, stage_sizes=(1, 1, 1, 1)),
@@ -34,58 +34,71 @@ TINY = {
 }
 
 
-def _train_steps(config, sizes):
-    """Init at each size, then one jitted SGD step per size (a single compilation)."""
+# Compile-time bound: the step graphs are tiny, so skip XLA's expensive CPU backend passes.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _train_step(config, px, ch):
+    """Init + one SGD step at px×px×ch: the function of a PRNG key that the tests trace or run."""
     model = profile.build_classifier(config, NUM_CLASSES)
     tx = optax.sgd(0.01)
-    keys = iter(jax.random.split(jax.random.key(0), 3 * len(sizes)))
-    states, batches = [], []
-    for px, ch in sizes:
-        x = jax.random.normal(next(keys), (2, px, px, ch))
-        variables = model.init({"params": next(keys), "dropout": next(keys)}, x[:1], train=False)
-        states.append((variables["params"], variables.get("batch_stats", {})))
-        batches.append((x, jnp.array([0, 1])))
+    labels = jnp.array([0, 1])
 
-    def step(params, batch_stats, x, labels):
+    def step(key):
+        k_x, k_init, k_drop = jax.random.split(key, 3)
+        x = jax.random.normal(k_x, (2, px, px, ch))
+        variables = model.init({"params": k_init, "dropout": k_drop}, x[:1], train=False)
+        params, batch_stats = variables["params"], variables.get("batch_stats", {})
+
         def loss_fn(params):
             out, updates = model.apply(
                 {"params": params, "batch_stats": batch_stats}, x, train=True,
-                rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats", "losses"],
+                rngs={"dropout": k_drop}, mutable=["batch_stats", "losses"],
             )
-            loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out.head.logits, labels))
+            penalty = sum(jnp.sum(t) for t in jax.tree.leaves(updates.get("losses", {})))
+            loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out.head.logits, labels)) + penalty
             if out.aux_logits is not None:
                 loss += 0.3 * jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out.aux_logits, labels))
-            loss += sum(jnp.sum(t) for t in jax.tree.leaves(updates.get("losses", {})))
-            return loss, (out, updates["batch_stats"] if "batch_stats" in updates else batch_stats)
+            return loss, (out, penalty)
 
-        (loss, (out, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (loss, (out, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, _ = tx.update(grads, tx.init(params), params)
-        return optax.apply_updates(params, updates), new_stats, loss, out
+        return dict(loss=loss, out=out, penalty=penalty, init_params=params, params=optax.apply_updates(params, updates))
 
-    @jax.jit
-    def all_steps(states, batches):
-        return [step(p, s, x, y) for (p, s), (x, y) in zip(states, batches)]
+    return step
 
-    return all_steps(states, batches)
+
+def _run(config, px, ch):
+    key = jax.random.key(0)
+    return jax.jit(_train_step(config, px, ch)).lower(key).compile(compiler_options=FAST_COMPILE)(key)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_train_step_at_32_48_100(name):
     config = profile.model_config(name, aux_loss_weight=0.3, **TINY[name])
-    for (px, _), (params, _, loss, out) in zip(SIZES, _train_steps(config, SIZES)):
-        assert np.isfinite(float(loss)), (name, px)
-        assert out.head.logits.shape == (2, NUM_CLASSES), (name, px)
-        assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params)), (name, px)
+    for px, ch in SIZES:
+        if (px, ch) == RUN_SIZE:
+            result = _run(config, px, ch)
+            assert np.isfinite(float(result["loss"])), name
+            assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(result["params"])), name
+        else:
+            result = jax.eval_shape(_train_step(config, px, ch), jax.random.key(0))
+        assert result["out"].head.logits.shape == (2, NUM_CLASSES), (name, px)
+        assert jax.tree.structure(result["params"]) == jax.tree.structure(result["init_params"]), (name, px)
 
 
 def test_every_registered_model_is_tested():
     assert set(models.MODELS.names()) == set(TINY)
 
 
-def test_emosynthnet_author_train_step_at_100():
-    config = profile.model_config("emosynthnet", variant="author", width=1 / 16)
-    ((params, _, loss, out),) = _train_steps(config, ((100, 1),))
-    assert np.isfinite(float(loss)) and out.aux_logits is None
+def test_emosynthnet_author_train_step_at_100_with_keras_l2_on_the_four_side_kernels():
+    result = _run(profile.model_config("emosynthnet", variant="author", width=1 / 16), 100, 1)
+    assert np.isfinite(float(result["loss"])) and result["out"].aux_logits is None
+    side = result["init_params"]["backbone"]
+    expected = sum(
+        1e-3 * jnp.sum(side[m][c]["kernel"] ** 2) for m in ("side1", "side2") for c in ("conv3x3_2", "conv5x5_2")
+    )
+    np.testing.assert_allclose(result["penalty"], expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("px", [32, 48])
@@ -96,35 +109,20 @@ def test_emosynthnet_author_rejects_small_inputs(px):
 
 
 def test_emosynthnet_aux_logits_only_in_training_and_only_when_weighted():
-    x = jnp.zeros((2, 32, 32, 3))
+    x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
     for weight, expect_aux in ((0.3, True), (0.0, False)):
-        config = profile.model_config("emosynthnet", aux_loss_weight=weight, width=1 / 16)
-        model = profile.build_classifier(config, 10)
-        variables = model.init(jax.random.key(0), x, train=False)
+        model = profile.build_classifier(profile.model_config("emosynthnet", aux_loss_weight=weight), 10)
+        variables = profile.abstract_variables(model, (1, 32, 32, 3))
         assert ("aux" in variables["params"]["backbone"]) == expect_aux
-        train_out, _ = model.apply(
-            variables, x, train=True, rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats", "losses"]
+        train_out, sown = jax.eval_shape(
+            lambda v, x: model.apply(
+                v, x, train=True, rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats", "losses"]
+            ),
+            variables, x,
         )
-        assert (train_out.aux_logits is not None) == expect_aux
-        if expect_aux:
-            assert train_out.aux_logits.shape == (2, 10)
-        assert model.apply(variables, x, train=False).aux_logits is None
-
-
-def test_emosynthnet_sows_keras_l2_on_the_four_side_kernels():
-    model = profile.build_classifier(profile.model_config("emosynthnet", variant="author", width=1 / 16), 7)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 100, 100, 1)), train=False)
-    _, mutated = model.apply(
-        {"params": variables["params"], "batch_stats": variables["batch_stats"]}, jnp.zeros((2, 100, 100, 1)),
-        train=True, rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats", "losses"],
-    )
-    sown = jax.tree_util.tree_flatten_with_path(mutated["losses"])[0]
-    assert len(sown) == 4
-    side = variables["params"]["backbone"]
-    expected = sum(
-        1e-3 * jnp.sum(side[m][c]["kernel"] ** 2) for m in ("side1", "side2") for c in ("conv3x3_2", "conv5x5_2")
-    )
-    np.testing.assert_allclose(sum(v for _, v in sown), expected, rtol=1e-5)
+        assert (train_out.aux_logits.shape if expect_aux else train_out.aux_logits) == ((2, 10) if expect_aux else None)
+        assert len(jax.tree.leaves(sown["losses"])) == 4
+        assert jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x).aux_logits is None
 
 
 def test_camnet_rejects_widths_not_divisible_by_groups():

@@ -79,7 +79,11 @@ class SideModule(nn.Module):
 
 
 class AuxClassifier(nn.Module):
-    """Inception-style auxiliary classifier: pool 4×4 → 1×1 conv 128 → FC 1024 → dropout .7 → logits."""
+    """Inception-style auxiliary classifier, scaled to the thesis' 21M budget.
+
+    Pool to 2×2 → 1×1 conv 128 (ReLU) → FC 512 (ReLU) → dropout .7 → logits (Inception v1: 4×4,
+    128, FC 1024, dropout .7). It reads the side branch on the decoder grid.
+    """
 
     num_classes: int
     width: float = 1.0
@@ -87,10 +91,10 @@ class AuxClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = adaptive_avg_pool(x, (4, 4))
+        x = adaptive_avg_pool(x, (2, 2))
         x = nn.relu(nn.Conv(max(1, round(128 * self.width)), (1, 1), kernel_init=he_normal, dtype=self.dtype)(x))
         x = x.reshape((x.shape[0], -1))
-        x = nn.relu(nn.Dense(max(1, round(1024 * self.width)), kernel_init=glorot_uniform, dtype=self.dtype)(x))
+        x = nn.relu(nn.Dense(max(1, round(512 * self.width)), kernel_init=glorot_uniform, dtype=self.dtype)(x))
         x = nn.Dropout(0.7, deterministic=not train)(x)
         return nn.Dense(self.num_classes, kernel_init=glorot_uniform, dtype=jnp.float32)(x.astype(jnp.float32))
 

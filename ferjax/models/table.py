@@ -73,8 +73,8 @@ def row(label: str) -> dict:
     return out
 
 
-def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
-    return "-" if value is None else f"{value / scale:.{digits}f}"
+def _fmt(value, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
+    return "-" if value is None else f"{value / scale:.{digits}f}{unit}"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -87,7 +87,7 @@ def format_table(rows: list[dict]) -> str:
         t = r.get("thesis")
         thesis = f"{t['params_m']:>6}M{t['gflops']:>8.3f}{t['mb']:>6}{t['depth']:>7}" if t else ""
         lines.append(
-            f"{r['model']:<20}{_fmt(r['params'], 1e6) + 'M':>14}{_fmt(r['params_224'], 1e6) + 'M':>15}"
+            f"{r['model']:<20}{_fmt(r['params'], 1e6, unit='M'):>14}{_fmt(r['params_224'], 1e6, unit='M'):>15}"
             f"{_fmt(r['gmacs_32'], digits=4):>10}{_fmt(r['mb'], digits=1):>8}{r['depth']:>7}           {thesis}"
         )
         if "params_100" in r:
