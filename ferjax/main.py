@@ -67,6 +67,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS["verbosity"].using_default_value:
+        logging.set_verbosity(logging.WARNING)  # library INFO chatter off; --verbosity=0 restores it
     from ferjax.train import train_and_evaluate
 
     try:
@@ -80,7 +82,6 @@ def main(argv) -> None:
 
 def run() -> None:
     flags.mark_flags_as_required(["config"])
-    FLAGS.set_default("verbosity", logging.WARNING)  # library INFO chatter off; --verbosity=0 restores it
     app.run(main, flags_parser=_parse_flags)
 
 
