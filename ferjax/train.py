@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
 from flax import struct
 from tqdm import tqdm
 
@@ -169,7 +168,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     splits: DatasetSplits = load_dataset(config)
     for note in splits.notes:
-        logging.warning("%s: %s", splits.name, note)
         print(f"[{splits.name}] {note}")
     class_names = list(splits.class_names)
     model, objective = build_model(config, splits.num_classes)
