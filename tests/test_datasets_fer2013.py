@@ -77,12 +77,13 @@ def test_real_folder_layout_counts(real_folders):
 def test_a_csv_written_from_the_same_images_gives_the_same_counts(real_folders, tmp_path):
     splits, _ = real_folders
     text = [str(v) for v in range(256)]
-    rows = []
-    for usage, source in (("Training", splits.train), ("PublicTest", splits.validation)):
-        for example in source._getitems(range(len(source))):
-            rows.append((str(example["label"]), " ".join([text[v] for v in example["image"].ravel()]), usage))
     (tmp_path / "fer2013").mkdir()
-    write_csv(tmp_path / "fer2013" / "fer2013.csv", rows)
+    with open(tmp_path / "fer2013" / "fer2013.csv", "w") as f:  # fields hold no commas or quotes
+        f.write("emotion,pixels,Usage\n")
+        for usage, source in (("Training", splits.train), ("PublicTest", splits.validation)):
+            for example in source._getitems(range(len(source))):
+                pixels = " ".join(map(text.__getitem__, example["image"].ravel().tolist()))
+                f.write(f"{example['label']},{pixels},{usage}\n")
     from_csv = data.load_dataset(fer_config(tmp_path, tmp_path / "cache"))
     assert "csv layout" in from_csv.notes[0]
     for name in ("train", "validation"):
@@ -179,3 +180,13 @@ def test_unprefixed_test_files_are_rejected(tmp_path):
     write_image(base / "test" / "happy" / "img_7.png", 3)
     with pytest.raises(DataError, match=r"img_7\.png: files in test/ must start with PublicTest_ or PrivateTest_"):
         data.load_dataset(fer_config(tmp_path, tmp_path / "cache"))
+
+
+def test_prepared_copy_is_reused_and_refreshed_when_a_raw_file_changes(tmp_path):
+    base = make_folders(tmp_path)
+    config = fer_config(tmp_path, tmp_path / "cache")
+    first, again = data.load_dataset(config).notes[0], data.load_dataset(config).notes[0]
+    assert first == again and len(list((tmp_path / "cache").glob("ferjax_fer2013/*/1.0.0"))) == 1
+    write_image(base / "train" / "happy" / "Training_30.png", 77)  # same name, new content
+    changed = data.load_dataset(config)
+    assert changed.notes[0] != first and int(changed.train[6]["image"][0, 0, 0]) == 77
