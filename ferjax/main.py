@@ -18,6 +18,7 @@ from ferjax.errors import FerjaxError
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file (ml_collections).", lock_config=True)
 flags.DEFINE_string("workdir", "runs/default", "Directory for checkpoints, logs, plots and report.json.")
+flags.DEFINE_bool("distributed", False, "Multi-host run: call jax.distributed.initialize() first (TPU pods, multi-node GPU).")
 
 
 def _flag_value(argv: list[str], name: str) -> str | None:
@@ -69,6 +70,10 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS["verbosity"].using_default_value:
         logging.set_verbosity(logging.WARNING)  # library INFO chatter off; --verbosity=0 restores it
+    if FLAGS.distributed:
+        import jax
+
+        jax.distributed.initialize()
     from ferjax.train import train_and_evaluate
 
     try:

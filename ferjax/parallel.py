@@ -2,12 +2,15 @@
 
 The batch is sharded on the ``"data"`` axis, the train state is replicated; under jit,
 BatchNorm statistics and batch-level loss statistics are then global-batch statistics.
+Multi-host (``--distributed``): each process feeds its own rows of the global batch
+(``make_array_from_process_local_data``) and evaluation gathers results from all processes.
 """
 
 from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ferjax.errors import ConfigError
@@ -38,8 +41,11 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     )
 
 
-def replicate(tree, mesh: Mesh):
-    return jax.device_put(tree, replicated(mesh))
+def gather(x) -> np.ndarray:
+    """A global array, or this process's rows of one, as one host array in global batch order."""
+    if jax.process_count() == 1:
+        return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def check_batch_divisible(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:

@@ -125,11 +125,11 @@ def evaluate(eval_step, state, source, config, mesh, class_names) -> dict:
     """Metrics on a whole split: padded last batch masked out, nothing dropped."""
     predictions, labels, ce = [], [], []
     for batch in pipeline.eval_batches(source, config):
-        mask = np.asarray(batch.pop("mask"))
+        mask = parallel.gather(batch.pop("mask"))
         pred, loss = eval_step(state, parallel.shard_batch(batch, mesh))
-        predictions.append(np.asarray(pred)[mask])
-        labels.append(np.asarray(batch["label"])[mask])
-        ce.append(np.asarray(loss)[mask])
+        predictions.append(parallel.gather(pred)[mask])
+        labels.append(parallel.gather(batch["label"])[mask])
+        ce.append(parallel.gather(loss)[mask])
     labels_all, preds_all = np.concatenate(labels), np.concatenate(predictions)
     result = classification_metrics(labels_all, preds_all, class_names)
     result["loss"] = float(np.mean(np.concatenate(ce)))
