@@ -9,6 +9,7 @@ accuracy meaningless for the first epochs of small sets (CK+ fold: 24 steps per 
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -27,9 +28,10 @@ class BaselineCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        bn = lambda: nn.BatchNorm(
-            use_running_average=not train, momentum=self.bn_momentum, use_fast_variance=False, dtype=self.dtype
-        )  # noqa: E731
+        bn = functools.partial(
+            nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum, use_fast_variance=False,
+            dtype=self.dtype,
+        )
         x = x.astype(self.dtype)
         for features in self.conv_features:
             x = nn.Conv(features, (3, 3), padding="SAME", dtype=self.dtype)(x)
