@@ -5,7 +5,8 @@
 
 Per model: parameters at the thesis' setting (32×32×3, 10 classes), parameters at ImageNet
 (224×224×3, 1,000 classes) where that is meaningful, GMACs per image at 32×32×3 / 10 classes,
-fp32 size in MiB (of the 32-px/10-class model), and weight-layer depth; for
+fp32 size in MiB at both settings (the thesis' MB column is the ImageNet one), and
+weight-layer depth; for
 ``emosynthnet_author`` (which builds only at 64–100 px) the figures at 100×100×1 / 7 classes.
 Every model is backbone + linear classifier layer; counting rules in
 :mod:`ferjax.models.profile` (all variables incl. BatchNorm statistics; MACs of conv/dense
@@ -59,12 +60,13 @@ def row(label: str) -> dict:
     out: dict[str, Optional[float]] = {"model": label}
     if hparams.get("variant") == "author":
         params_100, cost = _figures(name, hparams, (1, 100, 100, 1), 7)
-        out.update(params=None, gmacs_32=None, params_224=None, depth=cost.depth, mb=None)
+        out.update(params=None, gmacs_32=None, params_224=None, depth=cost.depth, mb=None, mb_224=None)
         out.update(params_100=params_100, gmacs_100=round(cost.macs / 1e9, 4), mb_100=round(4 * params_100 / 2**20, 1))
         return out
     params, cost = _figures(name, hparams, (1, 32, 32, 3), 10)
     out.update(params=params, gmacs_32=round(cost.macs / 1e9, 4), depth=cost.depth, mb=round(4 * params / 2**20, 1))
     out["params_224"] = _figures(name, hparams, (1, 224, 224, 3), 1000)[0] if imagenet else None
+    out["mb_224"] = None if out["params_224"] is None else round(4 * out["params_224"] / 2**20, 1)
     if name == "emosynthnet":
         out["aux_params"] = _figures(name, hparams, (1, 32, 32, 3), 10, aux=True)[0] - params
     if label in THESIS:
@@ -79,7 +81,7 @@ def _fmt(value, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
 
 def format_table(rows: list[dict]) -> str:
     header = (
-        f"{'model':<20}{'params@32/10':>14}{'params@224/1k':>15}{'GMACs@32':>10}{'MiB':>8}{'depth':>7}"
+        f"{'model':<20}{'params@32/10':>14}{'params@224/1k':>15}{'GMACs@32':>10}{'MiB@32':>8}{'MiB@224':>9}{'depth':>7}"
         f"   thesis: {'params':>6}{'GFLOPs':>8}{'MB':>6}{'depth':>7}"
     )
     lines = [header, "-" * len(header)]
@@ -88,7 +90,8 @@ def format_table(rows: list[dict]) -> str:
         thesis = f"{t['params_m']:>6}M{t['gflops']:>8.3f}{t['mb']:>6}{t['depth']:>7}" if t else ""
         lines.append(
             f"{r['model']:<20}{_fmt(r['params'], 1e6, unit='M'):>14}{_fmt(r['params_224'], 1e6, unit='M'):>15}"
-            f"{_fmt(r['gmacs_32'], digits=4):>10}{_fmt(r['mb'], digits=1):>8}{r['depth']:>7}           {thesis}"
+            f"{_fmt(r['gmacs_32'], digits=4):>10}{_fmt(r['mb'], digits=1):>8}{_fmt(r['mb_224'], digits=1):>9}"
+            f"{r['depth']:>7}           {thesis}"
         )
         if "params_100" in r:
             lines.append(
