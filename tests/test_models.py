@@ -129,3 +129,17 @@ def test_camnet_rejects_widths_not_divisible_by_groups():
     config = profile.model_config("camnet", widths=(64, 128, 256, 512))
     with pytest.raises(ConfigError, match="divisible"):
         models.make_backbone(config, 7)
+
+
+@pytest.mark.parametrize("name", ["emosynthnet", "camnet"])
+def test_bfloat16_compute_keeps_float32_parameters_and_logits(name):
+    config = profile.model_config(name, aux_loss_weight=0.3, **TINY[name])
+    config.dtype = "bfloat16"
+    model = profile.build_classifier(config, NUM_CLASSES)
+    variables = profile.abstract_variables(model, (1, 48, 48, 1))
+    out, _ = jax.eval_shape(
+        lambda v, x: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats", "losses"]),
+        variables, jax.ShapeDtypeStruct((2, 48, 48, 1), jnp.float32),
+    )
+    assert out.embedding.dtype == jnp.bfloat16 and out.head.logits.dtype == jnp.float32
+    assert {leaf.dtype for leaf in jax.tree.leaves(variables["params"])} == {jnp.dtype(jnp.float32)}
