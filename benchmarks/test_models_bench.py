@@ -139,6 +139,7 @@ def test_forward_and_train_step(benchmark, name, matmul_gflops):
     }
     benchmark.extra_info.update(row)
     RESULTS[name] = row
+    print(f"\n{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
 
 
 def _print_results() -> None:
