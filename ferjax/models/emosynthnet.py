@@ -35,7 +35,7 @@ import jax.numpy as jnp
 
 from ferjax import models
 from ferjax.errors import ConfigError
-from ferjax.models.layers import adaptive_avg_pool, glorot_uniform, global_avg_pool, he_normal, upsample_nearest
+from ferjax.models.layers import adaptive_avg_pool, glorot_uniform, he_normal, upsample_nearest
 
 
 def _avg_pool(x: jax.Array, window: int, padding: str) -> jax.Array:
