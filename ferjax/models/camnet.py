@@ -32,7 +32,7 @@ from ferjax.models.resnet import Stem
 
 
 def _bn(train: bool, dtype) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype)
+    return nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=dtype)
 
 
 class SplitAttentionConv(nn.Module):

@@ -28,7 +28,7 @@ class DenseNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         bn_relu = lambda y: nn.relu(  # noqa: E731
-            nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1.001e-5, dtype=self.dtype)(y)
+            nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, epsilon=1.001e-5, dtype=self.dtype)(y)
         )
         conv = lambda f, k: nn.Conv(f, (k, k), use_bias=False, dtype=self.dtype)  # noqa: E731
         x = nn.Conv(self.stem_features, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype)(x.astype(self.dtype))

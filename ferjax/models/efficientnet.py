@@ -34,7 +34,7 @@ class MBConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        bn = lambda: nn.BatchNorm(use_running_average=not train, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
+        bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
         channels = x.shape[-1]
         y = x
         if self.expansion != 1:
@@ -64,7 +64,7 @@ class EfficientNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         width = lambda c: make_divisible(c * self.width_coefficient)  # noqa: E731
-        bn = lambda: nn.BatchNorm(use_running_average=not train, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
+        bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
         x = nn.Conv(width(32), (3, 3), (2, 2), use_bias=False, dtype=self.dtype)(x.astype(self.dtype))
         x = nn.swish(bn()(x))
         repeats = [math.ceil(self.depth_coefficient * n) for _, n, _, _, _ in BLOCKS]

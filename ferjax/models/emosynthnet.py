@@ -114,7 +114,7 @@ class EmoSynthNet(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False):
         author = self.variant == "author"
         pool = "VALID" if author else "SAME"
-        unit_bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
+        unit_bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.99, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
 
         def unit(y, features, rate, padding="SAME"):
             y = nn.Conv(self._w(features), (3, 3), padding=padding, kernel_init=he_normal, dtype=self.dtype)(y)

@@ -34,7 +34,7 @@ class InvertedResidual(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.999, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
+        bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.999, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
         channels = x.shape[-1]
         y = x
         if self.expansion != 1:
@@ -54,7 +54,7 @@ class MobileNetV2(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.999, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
+        bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.999, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
         x = nn.Conv(make_divisible(32 * self.alpha), (3, 3), (2, 2), use_bias=False, dtype=self.dtype)(x.astype(self.dtype))
         x = nn.relu6(bn()(x))
         for t, c, n, s in BLOCKS:

@@ -34,7 +34,7 @@ class Stem(nn.Module):
             x = nn.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(x)
         else:
             x = nn.Conv(self.features, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype)(x)
-        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x))
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=self.dtype)(x))
         if not self.small_input:
             x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         return x
@@ -59,7 +59,7 @@ def _shortcut(x: jax.Array, features: int, strides: int, train: bool, dtype) -> 
     if x.shape[-1] == features and strides == 1:
         return x
     x = nn.Conv(features, (1, 1), (strides, strides), use_bias=False, dtype=dtype, name="proj")(x)
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype, name="proj_bn")(x)
+    return nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=dtype, name="proj_bn")(x)
 
 
 class BasicBlock(nn.Module):
@@ -72,7 +72,7 @@ class BasicBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)  # noqa: E731
+        bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=self.dtype)  # noqa: E731
         s = (self.strides, self.strides)
         y = nn.Conv(self.features, (3, 3), s, use_bias=False, dtype=self.dtype)(x)
         y = nn.relu(bn()(y))
@@ -92,7 +92,7 @@ class Bottleneck(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)  # noqa: E731
+        bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=self.dtype)  # noqa: E731
         s = (self.strides, self.strides)
         y = nn.relu(bn()(nn.Conv(self.features, (1, 1), s, use_bias=False, dtype=self.dtype)(x)))
         y = nn.relu(bn()(nn.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(y)))
