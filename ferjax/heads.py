@@ -38,6 +38,15 @@ def _l2_normalize(x: jax.Array, axis: int, eps: float = 1e-12) -> tuple[jax.Arra
     return x / norm, jnp.squeeze(norm, axis)
 
 
+def _cosines(head: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Clipped cos θ_j (float32) between x and the head's "kernel" columns, with ‖x‖ and ‖W_j‖."""
+    x = x.astype(jnp.float32)
+    kernel = head.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], head.num_classes), jnp.float32)
+    x_hat, x_norm = _l2_normalize(x, axis=-1)
+    w_hat, w_norm = _l2_normalize(kernel, axis=0)
+    return jnp.clip(x_hat @ w_hat, -1.0, 1.0), x_norm, w_norm
+
+
 class CosineHead(nn.Module):
     """cos θ_j = x̂·Ŵ_j (float32, clipped to [-1, 1]); eval logits are s·cos θ_j (SPEC §4)."""
 
@@ -46,13 +55,7 @@ class CosineHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> HeadOutput:
-        x = x.astype(jnp.float32)
-        kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.num_classes), jnp.float32
-        )
-        x_hat, x_norm = _l2_normalize(x, axis=-1)
-        w_hat, w_norm = _l2_normalize(kernel, axis=0)
-        cosine = jnp.clip(x_hat @ w_hat, -1.0, 1.0)
+        cosine, x_norm, w_norm = _cosines(self, x)
         return HeadOutput(logits=self.scale * cosine, cosine=cosine, feature_norm=x_norm, weight_norm=w_norm)
 
 
@@ -66,13 +69,7 @@ class AngularHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> HeadOutput:
-        x = x.astype(jnp.float32)
-        kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.num_classes), jnp.float32
-        )
-        x_hat, x_norm = _l2_normalize(x, axis=-1)
-        w_hat, w_norm = _l2_normalize(kernel, axis=0)
-        cosine = jnp.clip(x_hat @ w_hat, -1.0, 1.0)
+        cosine, x_norm, w_norm = _cosines(self, x)
         scale = x_norm[:, None] if self.normalize_weights else x_norm[:, None] * w_norm[None, :]
         return HeadOutput(logits=scale * cosine, cosine=cosine, feature_norm=x_norm, weight_norm=w_norm)
 
