@@ -35,6 +35,7 @@ import jax.numpy as jnp
 
 from ferjax import models
 from ferjax.errors import ConfigError
+from ferjax.models import conv
 from ferjax.models.layers import adaptive_avg_pool, glorot_uniform, he_normal, upsample_nearest
 
 
@@ -52,15 +53,19 @@ class SideModule(nn.Module):
     width: float = 1.0
     l2: float = 1e-3
     dtype: jnp.dtype = jnp.float32
+    conv_impl: str = "auto"
 
     def _conv(self, features: int, k: int, name: str) -> nn.Conv:
-        return nn.Conv(max(1, round(features * self.width)), (k, k), kernel_init=he_normal, dtype=self.dtype, name=name)
+        return conv.Conv(
+            max(1, round(features * self.width)), (k, k), kernel_init=he_normal, dtype=self.dtype, name=name,
+            impl=self.conv_impl,
+        )
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         reduce3 = nn.relu(self._conv(128, 1, "reduce3x3")(x))
         reduce5 = nn.relu(self._conv(64, 1, "reduce5x5")(x))
-        pooled = nn.max_pool(x, (3, 3), (1, 1), padding="SAME")
+        pooled = conv.max_pool_same(x, 3, self.conv_impl)
         convs = {
             "conv3x3_1": (192, 3, reduce3),
             "conv3x3_2": (192, 3, reduce3),
@@ -70,10 +75,10 @@ class SideModule(nn.Module):
         }
         outputs = []
         for name, (features, k, inputs) in convs.items():
-            conv = self._conv(features, k, name)
-            outputs.append(nn.relu(conv(inputs)))
+            layer = self._conv(features, k, name)
+            outputs.append(nn.relu(layer(inputs)))
             if name.endswith("_2") and self.l2 > 0:
-                kernel = conv.variables["params"]["kernel"]
+                kernel = layer.variables["params"]["kernel"]
                 self.sow("losses", f"l2_{name}", self.l2 * jnp.sum(jnp.square(kernel)), reduce_fn=lambda _, new: new)
         return jnp.concatenate(outputs, axis=-1)
 
@@ -88,11 +93,13 @@ class AuxClassifier(nn.Module):
     num_classes: int
     width: float = 1.0
     dtype: jnp.dtype = jnp.float32
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = adaptive_avg_pool(x, (2, 2))
-        x = nn.relu(nn.Conv(max(1, round(128 * self.width)), (1, 1), kernel_init=he_normal, dtype=self.dtype)(x))
+        x = conv.Conv(max(1, round(128 * self.width)), (1, 1), kernel_init=he_normal, dtype=self.dtype, impl=self.conv_impl)(x)
+        x = nn.relu(x)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(max(1, round(512 * self.width)), kernel_init=glorot_uniform, dtype=self.dtype)(x))
         x = nn.Dropout(0.7, deterministic=not train)(x)
@@ -106,6 +113,7 @@ class EmoSynthNet(nn.Module):
     side_l2: float = 1e-3
     aux_classes: Optional[int] = None  # paper: auxiliary classifier with this many classes
     dtype: jnp.dtype = jnp.float32
+    conv_impl: str = "auto"  # ferjax.models.conv: im2col on CPU, XLA's convolutions elsewhere
 
     def _w(self, features: int) -> int:
         return max(1, round(features * self.width))
@@ -114,14 +122,15 @@ class EmoSynthNet(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False):
         author = self.variant == "author"
         pool = "VALID" if author else "SAME"
+        impl = self.conv_impl
         unit_bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.99, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
 
         def unit(y, features, rate, padding="SAME"):
-            y = nn.Conv(self._w(features), (3, 3), padding=padding, kernel_init=he_normal, dtype=self.dtype)(y)
+            y = conv.Conv(self._w(features), (3, 3), padding=padding, kernel_init=he_normal, dtype=self.dtype, impl=impl)(y)
             return nn.Dropout(rate, deterministic=not train)(unit_bn()(nn.elu(y)))
 
         def linear1x1(y, features):
-            return nn.Conv(self._w(features), (1, 1), kernel_init=he_normal, dtype=self.dtype)(y)
+            return conv.Conv(self._w(features), (1, 1), kernel_init=he_normal, dtype=self.dtype, impl=impl)(y)
 
         x = x.astype(self.dtype)
         if author and not 64 <= min(x.shape[1:3]) <= 100:
@@ -135,8 +144,8 @@ class EmoSynthNet(nn.Module):
         y = unit(y, 64, 0.25)
         x1 = jnp.concatenate([_avg_pool(y, 2, pool), _avg_pool(x, 2, pool)], axis=-1)
         # Side branch: two Inception-like modules.
-        side = SideModule(self.width, self.side_l2, self.dtype, name="side1")(x1)
-        side = SideModule(self.width, self.side_l2, self.dtype, name="side2")(side)
+        side = SideModule(self.width, self.side_l2, self.dtype, impl, name="side1")(x1)
+        side = SideModule(self.width, self.side_l2, self.dtype, impl, name="side2")(side)
         # Block 2.
         y = unit(x1, 128, 0.25)
         y = linear1x1(y, 128)
@@ -155,9 +164,10 @@ class EmoSynthNet(nn.Module):
         y = linear1x1(unit(x3, 512, 0.25), 512)
         y = unit(y, 512, 0.25, padding="VALID" if author else "SAME")
         x4 = _avg_pool(y, 2, "SAME")
-        # Synthesis path, joined by the side branch.
+        # Synthesis path, joined by the side branch (transposed convs named explicitly: same tree for every impl).
+        transpose_kw = dict(kernel_init=he_normal, dtype=self.dtype, name="ConvTranspose_0")
         if author:
-            d = nn.ConvTranspose(self._w(512), (4, 4), padding="VALID", kernel_init=he_normal, dtype=self.dtype)(x4)
+            d = conv.ConvTranspose(self._w(512), (4, 4), padding="VALID", impl=impl, **transpose_kw)(x4)
             side = _avg_pool(side, 5, "SAME")
             if side.shape[1:3] != d.shape[1:3]:
                 raise ConfigError(
@@ -165,10 +175,10 @@ class EmoSynthNet(nn.Module):
                     f"decoder {d.shape[1:3]} at {x.shape[1]}x{x.shape[2]} px; use variant=paper"
                 )
         else:
-            d = nn.ConvTranspose(self._w(512), (4, 4), (2, 2), kernel_init=he_normal, dtype=self.dtype)(x4)
+            d = conv.ConvTranspose(self._w(512), (4, 4), (2, 2), impl=impl, **transpose_kw)(x4)
             side = adaptive_avg_pool(side, d.shape[1:3])
         y = upsample_nearest(jnp.concatenate([side, nn.elu(d)], axis=-1))
-        y = nn.ConvTranspose(self._w(256), (3, 3), kernel_init=he_normal, dtype=self.dtype)(y)
+        y = conv.ConvTranspose(self._w(256), (3, 3), impl=impl, kernel_init=he_normal, dtype=self.dtype, name="ConvTranspose_1")(y)
         y = upsample_nearest(nn.elu(y))
         # Dense head (the classifier layer itself is the Classifier's head).
         if not author:
@@ -179,11 +189,11 @@ class EmoSynthNet(nn.Module):
             y = nn.Dropout(rate, deterministic=not train)(unit_bn()(y))
         if self.aux_classes is None or author or not (train or self.is_initializing()):
             return y
-        aux = AuxClassifier(self.aux_classes, self.width, self.dtype, name="aux")(side, train)
+        aux = AuxClassifier(self.aux_classes, self.width, self.dtype, impl, name="aux")(side, train)
         return (y, aux) if train else y
 
 
-models.register_defaults("emosynthnet", variant="paper", width=1.0, head_grid=7, side_l2=1e-3)
+models.register_defaults("emosynthnet", variant="paper", width=1.0, head_grid=7, side_l2=1e-3, conv_impl="auto")
 
 
 @models.MODELS.register("emosynthnet")
@@ -199,4 +209,5 @@ def _emosynthnet(config, num_classes: int) -> nn.Module:
         side_l2=hp.side_l2,
         aux_classes=num_classes if aux else None,
         dtype=models.compute_dtype(config),
+        conv_impl=hp.conv_impl,
     )

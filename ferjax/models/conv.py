@@ -1,0 +1,156 @@
+"""Convolutions and stride-1 max-pooling as slices + one matmul, for XLA's CPU backend (SPEC §6).
+
+XLA's CPU convolutions are fast for large maps but very slow for the shapes EmoSynthNet's
+train step is made of: input-dilated convolutions (every transposed convolution: a 4×4
+stride-2 transpose on a 3×3×512 map took 10 s forward+backward at batch 64, against 0.2 s as
+slices + matmul), 1×1 convolutions and small maps; and the backward pass of a stride-1
+``reduce_window`` max-pool (``select_and_scatter``) is slow on many channels. The im2col
+path below computes exactly the same function: pad (interior padding for input dilation),
+take the kh·kw shifted, strided slices, concatenate them on the channel axis and do one
+matmul with the kernel reshaped to (kh·kw·C_in, C_out). Its gradient is slices, pads and
+matmuls, which XLA's CPU backend runs at matmul speed.
+
+``impl``: ``"xla"`` (``lax.conv_general_dilated`` everywhere), ``"im2col"`` (every
+convolution), or ``"auto"`` (default) — on the CPU backend im2col for transposed, 1×1 and
+small-map convolutions and XLA's for the rest; XLA everywhere on GPU/TPU (cuDNN / the MXU).
+Stride-1 max-pooling follows the same switch.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ferjax.errors import ConfigError
+
+IMPLS = ("auto", "xla", "im2col")
+
+
+def use_im2col(impl: str) -> bool:
+    """Resolve ``impl`` at trace time (``auto``: im2col on the CPU backend only)."""
+    if impl not in IMPLS:
+        raise ConfigError(f"conv_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    return impl == "im2col" or (impl == "auto" and jax.default_backend() == "cpu")
+
+
+def _pads(padding, in_sizes, window, strides) -> list[tuple[int, int]]:
+    if isinstance(padding, str):
+        return list(lax.padtype_to_pads(in_sizes, window, strides, padding))
+    return [tuple(p) for p in padding]
+
+
+def im2col_conv_general_dilated(
+    lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+    dimension_numbers=None, feature_group_count=1, precision=None, preferred_element_type=None,
+):
+    """``lax.conv_general_dilated`` for NHWC inputs and HWIO kernels, computed as im2col + matmul.
+
+    Same signature as the lax function (what ``flax.linen.Conv(conv_general_dilated=...)``
+    calls); any layout, grouping or kernel dilation it does not cover goes to lax unchanged.
+    """
+    nhwc = lhs.ndim == 4 and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == lax.conv_dimension_numbers(
+        lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC")
+    )
+    if not nhwc or feature_group_count != 1 or any(d != 1 for d in (rhs_dilation or (1, 1))):
+        return lax.conv_general_dilated(
+            lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+            feature_group_count, precision=precision, preferred_element_type=preferred_element_type,
+        )
+    kh, kw, cin, cout = rhs.shape
+    dil = tuple(lhs_dilation or (1, 1))
+    if isinstance(padding, str) and dil != (1, 1):
+        raise ValueError("input-dilated convolution needs explicit padding pairs (as lax.conv_general_dilated)")
+    pads = _pads(padding, lhs.shape[1:3], (kh, kw), window_strides)
+    x = lax.pad(lhs, jnp.zeros((), lhs.dtype), [(0, 0, 0), *((lo, hi, d - 1) for (lo, hi), d in zip(pads, dil)), (0, 0, 0)])
+    sh, sw = window_strides
+    out_h = (x.shape[1] - kh) // sh + 1
+    out_w = (x.shape[2] - kw) // sw + 1
+    cols = [
+        lax.slice(x, (0, i, j, 0), (x.shape[0], i + (out_h - 1) * sh + 1, j + (out_w - 1) * sw + 1, cin), (1, sh, sw, 1))
+        for i in range(kh) for j in range(kw)
+    ]
+    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+    y = jnp.dot(patches, rhs.reshape(kh * kw * cin, cout), precision=precision, preferred_element_type=preferred_element_type)
+    return y
+
+
+SMALL_MAP = 12 * 12  # auto: im2col for input maps of at most this many pixels (H·W; measured, RESULTS.md)
+
+
+def _prefers_im2col(lhs, rhs, lhs_dilation) -> bool:
+    """``auto`` on CPU: im2col for input-dilated (transposed), 1×1 and small-map convolutions.
+
+    XLA's own CPU convolutions win on the larger maps (EmoSynthNet's 48×48 and 24×24 layers).
+    """
+    dilated = any(d != 1 for d in (lhs_dilation or (1, 1)))
+    return dilated or rhs.shape[0] == rhs.shape[1] == 1 or lhs.shape[1] * lhs.shape[2] <= SMALL_MAP
+
+
+def auto_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, **kwargs):
+    """``lax.conv_general_dilated``, routed per call to im2col where that is faster on CPU."""
+    conv = im2col_conv_general_dilated if _prefers_im2col(lhs, rhs, lhs_dilation) else lax.conv_general_dilated
+    return conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, **kwargs)
+
+
+def conv_general_dilated(impl: str):
+    """The ``conv_general_dilated`` a Flax ``nn.Conv`` should use for ``impl`` (None = lax's)."""
+    if not use_im2col(impl):
+        return None
+    return auto_conv_general_dilated if impl == "auto" else im2col_conv_general_dilated
+
+
+def Conv(*args, impl: str = "auto", **kwargs) -> nn.Conv:  # noqa: N802 - a module factory
+    """``flax.linen.Conv`` whose convolution follows ``impl`` (same parameters, same function)."""
+    return nn.Conv(*args, conv_general_dilated=conv_general_dilated(impl), **kwargs)
+
+
+def _transpose_pads(padding, kernel_size: Sequence[int], strides: Sequence[int]) -> list[tuple[int, int]]:
+    """The padding ``lax.conv_transpose`` applies to the stride-dilated input (same rule as lax)."""
+    if not isinstance(padding, str):
+        return [tuple(p) for p in padding]
+    pads = []
+    for k, s in zip(kernel_size, strides):
+        if padding == "SAME":
+            total = k + s - 2
+            before = k - 1 if s > k - 1 else -(-total // 2)
+        elif padding == "VALID":
+            total = k + s - 2 + max(k - s, 0)
+            before = k - 1
+        else:
+            raise ConfigError(f"transposed convolution padding must be SAME, VALID or explicit pairs, got {padding!r}")
+        pads.append((before, total - before))
+    return pads
+
+
+def ConvTranspose(features: int, kernel_size: Sequence[int], strides: Sequence[int] = (1, 1), padding="SAME",  # noqa: N802
+                  impl: str = "auto", **kwargs) -> nn.Module:
+    """``flax.linen.ConvTranspose`` (``transpose_kernel=False``) with the same kernel shape and function.
+
+    With im2col it is the equivalent ``nn.Conv`` over the stride-dilated input (what
+    ``lax.conv_transpose`` computes), so it avoids XLA CPU's input-dilated convolution.
+    """
+    if not use_im2col(impl):
+        return nn.ConvTranspose(features, tuple(kernel_size), tuple(strides), padding, **kwargs)
+    return nn.Conv(
+        features, tuple(kernel_size), (1, 1), _transpose_pads(padding, kernel_size, strides),
+        input_dilation=tuple(strides), conv_general_dilated=im2col_conv_general_dilated, **kwargs,
+    )
+
+
+def max_pool_same(x: jax.Array, window: int, impl: str = "auto") -> jax.Array:
+    """Stride-1 ``SAME`` max-pooling (Keras ``MaxPooling2D(window, 1, 'same')``) on (B, H, W, C).
+
+    With im2col: the maximum of the window's shifted slices of the −∞-padded input.
+    """
+    if not use_im2col(impl):
+        return nn.max_pool(x, (window, window), (1, 1), padding="SAME")
+    (top, bottom), (left, right) = _pads("SAME", x.shape[1:3], (window, window), (1, 1))
+    padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-jnp.inf)
+    h, w = x.shape[1:3]
+    shifted = [padded[:, i : i + h, j : j + w] for i in range(window) for j in range(window)]
+    return functools.reduce(jnp.maximum, shifted)

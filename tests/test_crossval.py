@@ -1,0 +1,68 @@
+"""k-fold cross-validation command (SPEC §3): every fold trained in its own workdir, summary, resume."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import ckplus
+from ferjax import crossval
+from ferjax.errors import ConfigError
+from tests.test_train import toy_config
+
+
+def _tiny_ck48(root):
+    """CK+48 layout: 6 subjects × 3 classes × 2 frames of 48×48, class = brightness."""
+    folder = root / "ckplus48" / "CK+48"
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(("anger", "happy", "surprise")):
+        (folder / name).mkdir(parents=True)
+        for subject in range(6):
+            for frame in (1, 2):
+                pixels = np.clip(60 * c + 40 + rng.normal(0, 5, (48, 48)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / name / f"S{subject:03d}_001_{frame:08d}.png")
+    return root
+
+
+def _config(tmp_path):
+    c = ckplus.get_config()
+    c.data_dir = str(_tiny_ck48(tmp_path / "data"))
+    c.datasets.ckplus.update(num_folds=3, cache_dir=str(tmp_path / "cache"))
+    c.image_size = 12
+    c.models.baseline_cnn.conv_features = (4, 8)
+    c.models.baseline_cnn.dense_features = (16, 8)
+    c.models.baseline_cnn.dropout_rates = (0.0, 0.0)
+    c.batch_size = 8
+    c.eval_batch_size = 8
+    c.num_epochs = 1
+    c.progress_bar = False
+    c.augment.enabled = False
+    return c
+
+
+def test_runs_each_fold_writes_a_summary_and_skips_finished_folds(tmp_path):
+    config = _config(tmp_path)
+    summary = crossval.run_folds(config, tmp_path / "cv", folds=[0, 2])
+    assert [r["fold"] for r in summary["folds"]] == [0, 2]
+    tests = [r["test"] for r in summary["folds"]]
+    assert summary["test"]["mean"] == pytest.approx(np.mean(tests))
+    assert summary["test"]["std"] == pytest.approx(np.std(tests, ddof=1))
+    for fold in (0, 2):
+        report = json.loads((tmp_path / "cv" / f"fold{fold}" / "report.json").read_text())
+        assert report["config"]["datasets"]["ckplus"]["fold"] == fold
+    assert not (tmp_path / "cv" / "fold1").exists()
+    assert "mean ± sample std over 2 folds" in (tmp_path / "cv" / "summary.md").read_text()
+    marker = tmp_path / "cv" / "fold0" / "report.json"
+    report = json.loads(marker.read_text())
+    report["splits"]["test"]["accuracy"] = 0.5
+    marker.write_text(json.dumps(report))
+    again = crossval.run_folds(config, tmp_path / "cv", folds=[0])  # reads fold 0's report, trains nothing
+    assert again["folds"][0]["test"] == 0.5
+
+
+def test_folds_out_of_range_and_datasets_without_folds_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"--folds \[3\] out of range 0\.\.2"):
+        crossval.run_folds(_config(tmp_path), tmp_path / "cv", folds=[3])
+    with pytest.raises(ConfigError, match="has no folds"):
+        crossval.run_folds(toy_config(), tmp_path / "cv")

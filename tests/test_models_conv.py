@@ -1,0 +1,101 @@
+"""ferjax.models.conv computes exactly what XLA's convolutions and pooling compute (values and gradients)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from ferjax.errors import ConfigError
+from ferjax.models import conv
+from ferjax.models.emosynthnet import EmoSynthNet
+
+DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _random(shape, seed):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, padding, lhs_dilation",
+    [
+        ((3, 3), (1, 1), "SAME", (1, 1)),
+        ((1, 1), (1, 1), "SAME", (1, 1)),
+        ((5, 5), (1, 1), "VALID", (1, 1)),
+        ((3, 3), (2, 2), "SAME", (1, 1)),
+        ((3, 2), (2, 1), ((1, 2), (0, 1)), (1, 1)),
+        ((4, 4), (1, 1), ((2, 2), (2, 2)), (2, 2)),
+        ((3, 3), (1, 1), ((1, 1), (0, 2)), (2, 2)),
+    ],
+)
+def test_im2col_matches_lax_values_and_gradients(kernel, strides, padding, lhs_dilation):
+    x, w = _random((2, 7, 6, 3), 0), _random((*kernel, 3, 5), 1)
+
+    def loss(conv_fn, x, w):
+        y = conv_fn(x, w, strides, padding, lhs_dilation=lhs_dilation, dimension_numbers=DN)
+        return jnp.sum(jnp.sin(y)), y
+
+    (_, want), want_grads = jax.value_and_grad(loss, argnums=(1, 2), has_aux=True)(lax.conv_general_dilated, x, w)
+    (_, got), got_grads = jax.value_and_grad(loss, argnums=(1, 2), has_aux=True)(conv.im2col_conv_general_dilated, x, w)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for g, e in zip(got_grads, want_grads):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_im2col_hands_grouped_convolutions_to_lax():
+    x, w = _random((1, 5, 5, 4), 0), _random((3, 3, 2, 4), 1)
+    want = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DN, feature_group_count=2)
+    got = conv.im2col_conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DN, feature_group_count=2)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, padding",
+    [((4, 4), (2, 2), "SAME"), ((3, 3), (1, 1), "SAME"), ((4, 4), (1, 1), "VALID"), ((3, 3), (2, 2), "VALID")],
+)
+def test_conv_transpose_im2col_matches_flax(kernel, strides, padding):
+    x = _random((2, 3, 4, 6), 2)
+    flax_layer = nn.ConvTranspose(5, kernel, strides, padding)
+    ours = conv.ConvTranspose(5, kernel, strides, padding, impl="im2col")
+    variables = flax_layer.init(jax.random.key(0), x)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, variables)
+    np.testing.assert_allclose(ours.apply(variables, x), flax_layer.apply(variables, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(5, 5), (6, 7)])
+def test_max_pool_same_matches_reduce_window(size):
+    x = _random((2, *size, 3), 3)
+    want = nn.max_pool(x, (3, 3), (1, 1), padding="SAME")
+    np.testing.assert_array_equal(conv.max_pool_same(x, 3, "im2col"), want)
+    np.testing.assert_array_equal(conv.max_pool_same(x, 3, "xla"), want)
+
+
+def test_auto_routes_only_transposed_1x1_and_small_maps_to_im2col_on_cpu():
+    def primitives(x_shape, w_shape, lhs_dilation=(1, 1)):
+        fn = conv.conv_general_dilated("auto")
+        jaxpr = jax.make_jaxpr(lambda x, w: fn(x, w, (1, 1), ((1, 1), (1, 1)), lhs_dilation=lhs_dilation, dimension_numbers=DN))
+        return str(jaxpr(jnp.zeros(x_shape), jnp.zeros(w_shape)))
+
+    assert "conv_general_dilated" in primitives((1, 48, 48, 4), (3, 3, 4, 8))
+    assert "conv_general_dilated" not in primitives((1, 48, 48, 4), (1, 1, 4, 8))
+    assert "conv_general_dilated" not in primitives((1, 12, 12, 4), (3, 3, 4, 8))
+    assert "conv_general_dilated" not in primitives((1, 24, 24, 4), (4, 4, 4, 8), lhs_dilation=(2, 2))
+
+
+def test_unknown_impl_is_a_config_error():
+    with pytest.raises(ConfigError, match="conv_impl must be one of"):
+        conv.Conv(4, (3, 3), impl="winograd")
+
+
+@pytest.mark.parametrize("variant, size, impl", [("paper", 32, "auto"), ("author", 64, "im2col")])
+def test_emosynthnet_same_function_and_parameters_for_every_impl(variant, size, impl):
+    x = _random((2, size, size, 1), 4)
+    reference = EmoSynthNet(variant=variant, width=0.0625, aux_classes=7, conv_impl="xla")
+    model = EmoSynthNet(variant=variant, width=0.0625, aux_classes=7, conv_impl=impl)
+    variables = reference.init(jax.random.key(0), x, train=False)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    assert jax.tree.map(jnp.shape, shapes) == jax.tree.map(jnp.shape, variables)  # same tree: same checkpoints
+    np.testing.assert_allclose(model.apply(variables, x), reference.apply(variables, x), rtol=1e-4, atol=1e-5)
