@@ -99,3 +99,19 @@ def test_emosynthnet_same_function_and_parameters_for_every_impl(variant, size, 
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
     assert jax.tree.map(jnp.shape, shapes) == jax.tree.map(jnp.shape, variables)  # same tree: same checkpoints
     np.testing.assert_allclose(model.apply(variables, x), reference.apply(variables, x), rtol=1e-4, atol=1e-5)
+
+
+class _OneByOne(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return conv.Conv(8, (1, 1))(x)  # built while traced, as every ferjax model builds its layers
+
+
+def test_forced_impl_overrides_every_layer_inside_the_block():
+    x = jnp.zeros((1, 8, 8, 4))
+    model = _OneByOne()
+    variables = model.init(jax.random.key(0), x)
+    assert "conv_general_dilated" not in str(jax.make_jaxpr(model.apply)(variables, x))  # auto: a matmul
+    with conv.forced("xla"):
+        assert "conv_general_dilated" in str(jax.make_jaxpr(model.apply)(variables, x))
+    assert "conv_general_dilated" not in str(jax.make_jaxpr(model.apply)(variables, x))

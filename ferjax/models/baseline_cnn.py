@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax import models
+from ferjax.models import conv
 
 
 class BaselineCNN(nn.Module):
@@ -34,7 +35,7 @@ class BaselineCNN(nn.Module):
         )
         x = x.astype(self.dtype)
         for features in self.conv_features:
-            x = nn.Conv(features, (3, 3), padding="SAME", dtype=self.dtype)(x)
+            x = conv.Conv(features, (3, 3), padding="SAME", dtype=self.dtype)(x)
             x = nn.leaky_relu(x, 0.01)
             x = bn()(x)
             x = nn.max_pool(x, (2, 2), strides=(2, 2))

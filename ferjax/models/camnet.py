@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax import models
+from ferjax.models import conv
 from ferjax.errors import ConfigError
 from ferjax.models.layers import global_avg_pool
 from ferjax.models.resnet import Stem
@@ -53,16 +54,16 @@ class SplitAttentionConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         c, r, k = self.features, self.radix, self.cardinality
-        y = nn.Conv(
+        y = conv.Conv(
             c * r, (3, 3), (self.strides, self.strides), feature_group_count=k * r, use_bias=False, dtype=self.dtype
         )(x)
         y = nn.relu(_bn(train, self.dtype)(y))
         splits = y.reshape(y.shape[:3] + (r, c))
         gap = jnp.mean(jnp.sum(splits, axis=3), axis=(1, 2), keepdims=True)  # (B, 1, 1, C)
         inner = math.ceil(max(c * r // self.reduction, 32) / k) * k
-        a = nn.Conv(inner, (1, 1), feature_group_count=k, dtype=self.dtype)(gap)
+        a = conv.Conv(inner, (1, 1), feature_group_count=k, dtype=self.dtype)(gap)
         a = nn.relu(_bn(train, self.dtype)(a))
-        a = nn.Conv(c * r, (1, 1), feature_group_count=k, dtype=self.dtype)(a)
+        a = conv.Conv(c * r, (1, 1), feature_group_count=k, dtype=self.dtype)(a)
         a = jax.nn.softmax(a.reshape((-1, k, r, c // k)).astype(jnp.float32), axis=2).astype(self.dtype)
         a = jnp.swapaxes(a, 1, 2).reshape((-1, 1, 1, r, c))
         return jnp.sum(splits * a, axis=3)
@@ -84,7 +85,7 @@ class CAMBlock(nn.Module):
         shortcut = x
         if x.shape[-1] != self.features or self.strides != 1:
             s = (self.strides, self.strides)
-            shortcut = nn.Conv(self.features, (1, 1), s, use_bias=False, dtype=self.dtype, name="proj")(x)
+            shortcut = conv.Conv(self.features, (1, 1), s, use_bias=False, dtype=self.dtype, name="proj")(x)
             shortcut = _bn(train, self.dtype)(shortcut)
         return nn.relu(y + shortcut)
 
@@ -100,7 +101,7 @@ class MaskUnit(nn.Module):
         y = x
         for features, k in ((max(1, c // 4), 1), (max(1, c // 4), 3), (c, 1)):
             y = nn.relu(_bn(train, self.dtype)(y))
-            y = nn.Conv(features, (k, k), use_bias=False, dtype=self.dtype)(y)
+            y = conv.Conv(features, (k, k), use_bias=False, dtype=self.dtype)(y)
         return x + y
 
 
@@ -122,7 +123,7 @@ class MaskingBlock(nn.Module):
             y = MaskUnit(self.dtype)(y, train)
         for _ in range(2):
             y = nn.relu(_bn(train, self.dtype)(y))
-            y = nn.Conv(x.shape[-1], (1, 1), use_bias=False, dtype=self.dtype)(y)
+            y = conv.Conv(x.shape[-1], (1, 1), use_bias=False, dtype=self.dtype)(y)
         return (1 + nn.sigmoid(y)) * x
 
 

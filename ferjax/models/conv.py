@@ -18,8 +18,9 @@ Stride-1 max-pooling follows the same switch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -29,12 +30,34 @@ from jax import lax
 from ferjax.errors import ConfigError
 
 IMPLS = ("auto", "xla", "im2col")
+_override: list[str] = []  # innermost ``forced(impl)`` wins over every layer's own impl
+
+
+@contextlib.contextmanager
+def forced(impl: str) -> Iterator[None]:
+    """Build/trace every ferjax convolution with ``impl`` inside the block (e.g. to compare impls)."""
+    _check(impl)
+    _override.append(impl)
+    try:
+        yield
+    finally:
+        _override.pop()
+
+
+def _check(impl: str) -> str:
+    if impl not in IMPLS:
+        raise ConfigError(f"conv_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    return impl
+
+
+def resolve(impl: str) -> str:
+    """The impl a layer uses: a ``forced`` one if any, else its own (validated)."""
+    return _override[-1] if _override else _check(impl)
 
 
 def use_im2col(impl: str) -> bool:
     """Resolve ``impl`` at trace time (``auto``: im2col on the CPU backend only)."""
-    if impl not in IMPLS:
-        raise ConfigError(f"conv_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    impl = resolve(impl)
     return impl == "im2col" or (impl == "auto" and jax.default_backend() == "cpu")
 
 
@@ -101,7 +124,7 @@ def conv_general_dilated(impl: str):
     """The ``conv_general_dilated`` a Flax ``nn.Conv`` should use for ``impl`` (None = lax's)."""
     if not use_im2col(impl):
         return None
-    return auto_conv_general_dilated if impl == "auto" else im2col_conv_general_dilated
+    return auto_conv_general_dilated if resolve(impl) == "auto" else im2col_conv_general_dilated
 
 
 def Conv(*args, impl: str = "auto", **kwargs) -> nn.Conv:  # noqa: N802 - a module factory

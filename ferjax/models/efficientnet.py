@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax import models
+from ferjax.models import conv
 from ferjax.models.layers import global_avg_pool
 from ferjax.models.mobilenet_v2 import make_divisible
 
@@ -38,16 +39,16 @@ class MBConv(nn.Module):
         channels = x.shape[-1]
         y = x
         if self.expansion != 1:
-            y = nn.swish(bn()(nn.Conv(channels * self.expansion, (1, 1), use_bias=False, dtype=self.dtype)(y)))
-        y = nn.Conv(
+            y = nn.swish(bn()(conv.Conv(channels * self.expansion, (1, 1), use_bias=False, dtype=self.dtype)(y)))
+        y = conv.Conv(
             y.shape[-1], (self.kernel, self.kernel), (self.strides, self.strides),
             feature_group_count=y.shape[-1], use_bias=False, dtype=self.dtype,
         )(y)
         y = nn.swish(bn()(y))
         s = global_avg_pool(y)[:, None, None, :]
-        s = nn.swish(nn.Conv(max(1, channels // 4), (1, 1), dtype=self.dtype)(s))
-        y = y * nn.sigmoid(nn.Conv(y.shape[-1], (1, 1), dtype=self.dtype)(s))
-        y = bn()(nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype)(y))
+        s = nn.swish(conv.Conv(max(1, channels // 4), (1, 1), dtype=self.dtype)(s))
+        y = y * nn.sigmoid(conv.Conv(y.shape[-1], (1, 1), dtype=self.dtype)(s))
+        y = bn()(conv.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype)(y))
         if self.strides == 1 and channels == self.features:
             y = nn.Dropout(self.drop_rate, broadcast_dims=(1, 2, 3), deterministic=not train)(y)
             y = x + y
@@ -65,7 +66,7 @@ class EfficientNet(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         width = lambda c: make_divisible(c * self.width_coefficient)  # noqa: E731
         bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
-        x = nn.Conv(width(32), (3, 3), (2, 2), use_bias=False, dtype=self.dtype)(x.astype(self.dtype))
+        x = conv.Conv(width(32), (3, 3), (2, 2), use_bias=False, dtype=self.dtype)(x.astype(self.dtype))
         x = nn.swish(bn()(x))
         repeats = [math.ceil(self.depth_coefficient * n) for _, n, _, _, _ in BLOCKS]
         index = 0
@@ -74,7 +75,7 @@ class EfficientNet(nn.Module):
                 rate = self.drop_connect_rate * index / sum(repeats)
                 x = MBConv(width(features), kernel, expansion, strides if i == 0 else 1, rate, self.dtype)(x, train)
                 index += 1
-        x = nn.swish(bn()(nn.Conv(width(1280), (1, 1), use_bias=False, dtype=self.dtype)(x)))
+        x = nn.swish(bn()(conv.Conv(width(1280), (1, 1), use_bias=False, dtype=self.dtype)(x)))
         return nn.Dropout(self.dropout_rate, deterministic=not train)(global_avg_pool(x))
 
 

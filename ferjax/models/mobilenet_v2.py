@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax import models
+from ferjax.models import conv
 from ferjax.models.layers import global_avg_pool
 
 # (expansion t, output channels c, repeats n, first stride s) from the paper's Table 2.
@@ -38,13 +39,13 @@ class InvertedResidual(nn.Module):
         channels = x.shape[-1]
         y = x
         if self.expansion != 1:
-            y = nn.relu6(bn()(nn.Conv(channels * self.expansion, (1, 1), use_bias=False, dtype=self.dtype)(y)))
-        y = nn.Conv(
+            y = nn.relu6(bn()(conv.Conv(channels * self.expansion, (1, 1), use_bias=False, dtype=self.dtype)(y)))
+        y = conv.Conv(
             y.shape[-1], (3, 3), (self.strides, self.strides), feature_group_count=y.shape[-1],
             use_bias=False, dtype=self.dtype,
         )(y)
         y = nn.relu6(bn()(y))
-        y = bn()(nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype)(y))
+        y = bn()(conv.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype)(y))
         return x + y if self.strides == 1 and channels == self.features else y
 
 
@@ -55,13 +56,13 @@ class MobileNetV2(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.999, epsilon=1e-3, dtype=self.dtype)  # noqa: E731
-        x = nn.Conv(make_divisible(32 * self.alpha), (3, 3), (2, 2), use_bias=False, dtype=self.dtype)(x.astype(self.dtype))
+        x = conv.Conv(make_divisible(32 * self.alpha), (3, 3), (2, 2), use_bias=False, dtype=self.dtype)(x.astype(self.dtype))
         x = nn.relu6(bn()(x))
         for t, c, n, s in BLOCKS:
             for i in range(n):
                 x = InvertedResidual(make_divisible(c * self.alpha), t, s if i == 0 else 1, self.dtype)(x, train)
         last = make_divisible(1280 * self.alpha) if self.alpha > 1.0 else 1280
-        x = nn.relu6(bn()(nn.Conv(last, (1, 1), use_bias=False, dtype=self.dtype)(x)))
+        x = nn.relu6(bn()(conv.Conv(last, (1, 1), use_bias=False, dtype=self.dtype)(x)))
         return global_avg_pool(x)
 
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax import models
+from ferjax.models import conv
 from ferjax.models.layers import global_avg_pool
 
 
@@ -31,9 +32,9 @@ class Stem(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         if self.small_input:
-            x = nn.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(x)
+            x = conv.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(x)
         else:
-            x = nn.Conv(self.features, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype)(x)
+            x = conv.Conv(self.features, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype)(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=self.dtype)(x))
         if not self.small_input:
             x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
@@ -58,7 +59,7 @@ class SqueezeExcite(nn.Module):
 def _shortcut(x: jax.Array, features: int, strides: int, train: bool, dtype) -> jax.Array:
     if x.shape[-1] == features and strides == 1:
         return x
-    x = nn.Conv(features, (1, 1), (strides, strides), use_bias=False, dtype=dtype, name="proj")(x)
+    x = conv.Conv(features, (1, 1), (strides, strides), use_bias=False, dtype=dtype, name="proj")(x)
     return nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=dtype, name="proj_bn")(x)
 
 
@@ -74,9 +75,9 @@ class BasicBlock(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=self.dtype)  # noqa: E731
         s = (self.strides, self.strides)
-        y = nn.Conv(self.features, (3, 3), s, use_bias=False, dtype=self.dtype)(x)
+        y = conv.Conv(self.features, (3, 3), s, use_bias=False, dtype=self.dtype)(x)
         y = nn.relu(bn()(y))
-        y = bn()(nn.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(y))
+        y = bn()(conv.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(y))
         if self.se:
             y = SqueezeExcite(dtype=self.dtype)(y)
         return nn.relu(y + _shortcut(x, self.features, self.strides, train, self.dtype))
@@ -94,9 +95,9 @@ class Bottleneck(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         bn = lambda: nn.BatchNorm(use_running_average=not train, use_fast_variance=False, momentum=0.9, dtype=self.dtype)  # noqa: E731
         s = (self.strides, self.strides)
-        y = nn.relu(bn()(nn.Conv(self.features, (1, 1), s, use_bias=False, dtype=self.dtype)(x)))
-        y = nn.relu(bn()(nn.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(y)))
-        y = bn()(nn.Conv(4 * self.features, (1, 1), use_bias=False, dtype=self.dtype)(y))
+        y = nn.relu(bn()(conv.Conv(self.features, (1, 1), s, use_bias=False, dtype=self.dtype)(x)))
+        y = nn.relu(bn()(conv.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype)(y)))
+        y = bn()(conv.Conv(4 * self.features, (1, 1), use_bias=False, dtype=self.dtype)(y))
         if self.se:
             y = SqueezeExcite(dtype=self.dtype)(y)
         return nn.relu(y + _shortcut(x, 4 * self.features, self.strides, train, self.dtype))

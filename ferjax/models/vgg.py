@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax import models
+from ferjax.models import conv
 
 
 class VGG(nn.Module):
@@ -30,7 +31,7 @@ class VGG(nn.Module):
         x = x.astype(self.dtype)
         for i, depth in enumerate(self.stage_depths):
             for _ in range(depth):
-                x = nn.relu(nn.Conv(self.width * 2 ** min(i, 3), (3, 3), dtype=self.dtype)(x))
+                x = nn.relu(conv.Conv(self.width * 2 ** min(i, 3), (3, 3), dtype=self.dtype)(x))
             x = nn.max_pool(x, (2, 2), (2, 2))
         x = x.reshape((x.shape[0], -1))
         for _ in range(2):
