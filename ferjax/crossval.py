@@ -18,10 +18,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from ferjax import main as cli
-from ferjax.errors import ConfigError, FerjaxError
+from ferjax.errors import ConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("folds", None, "Folds to run (default: every fold, 0 … num_folds − 1).")
@@ -85,24 +85,14 @@ def _markdown(summary: dict) -> str:
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if FLAGS["verbosity"].using_default_value:
-        logging.set_verbosity(logging.WARNING)
+    cli.setup(argv)
     try:
         folds = None if FLAGS.folds is None else [int(f) for f in FLAGS.folds]
     except ValueError:
         print(f"ferjax: error: --folds must be integers, got {','.join(FLAGS.folds)}", file=sys.stderr)
         sys.exit(2)
-    if FLAGS.distributed:
-        import jax
-
-        jax.distributed.initialize()
-    try:
+    with cli.user_errors():
         run_folds(FLAGS.config, FLAGS.workdir, folds)
-    except FerjaxError as error:
-        print(f"ferjax: error: {error}", file=sys.stderr)
-        sys.exit(1)
     print((Path(FLAGS.workdir) / "summary.md").read_text(), end="")
 
 

@@ -7,8 +7,10 @@ line and exit non-zero, without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import runpy
 import sys
+from typing import Iterator
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -65,7 +67,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(2)
 
 
-def main(argv) -> None:
+def setup(argv) -> None:
+    """What every ferjax command does first: no stray arguments, quiet logs, multi-host init."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS["verbosity"].using_default_value:
@@ -74,13 +77,24 @@ def main(argv) -> None:
         import jax
 
         jax.distributed.initialize()
-    from ferjax.train import train_and_evaluate
 
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A ``FerjaxError`` inside the block becomes one line on stderr and exit status 1."""
     try:
-        report = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        yield
     except FerjaxError as error:
         print(f"ferjax: error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def main(argv) -> None:
+    setup(argv)
+    from ferjax.train import train_and_evaluate
+
+    with user_errors():
+        report = train_and_evaluate(FLAGS.config, FLAGS.workdir)
     summary = ", ".join(f"{split} accuracy {m['accuracy']:.4f}" for split, m in report["splits"].items())
     print(f"Done in {report['wall_seconds']} s: {summary}. Report: {FLAGS.workdir}/report.json")
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import ckplus
 from ferjax import crossval
 from ferjax.errors import ConfigError
 from tests.test_train import toy_config
@@ -26,19 +25,12 @@ def _tiny_ck48(root):
 
 
 def _config(tmp_path):
-    c = ckplus.get_config()
-    c.data_dir = str(_tiny_ck48(tmp_path / "data"))
-    c.datasets.ckplus.update(num_folds=3, cache_dir=str(tmp_path / "cache"))
-    c.image_size = 12
-    c.models.baseline_cnn.conv_features = (4, 8)
-    c.models.baseline_cnn.dense_features = (16, 8)
-    c.models.baseline_cnn.dropout_rates = (0.0, 0.0)
-    c.batch_size = 8
-    c.eval_batch_size = 8
-    c.num_epochs = 1
-    c.progress_bar = False
-    c.augment.enabled = False
-    return c
+    """The trainer tests' tiny config on the synthetic CK+48 tree, 3 folds, 1 epoch."""
+    return toy_config(**{
+        "dataset": "ckplus", "data_dir": str(_tiny_ck48(tmp_path / "data")), "num_epochs": 1, "batch_size": 8,
+        "datasets.ckplus.num_folds": 3, "datasets.ckplus.cache_dir": str(tmp_path / "cache"),
+        "augment.enabled": False,
+    })
 
 
 def test_runs_each_fold_writes_a_summary_and_skips_finished_folds(tmp_path):

@@ -51,14 +51,9 @@ def _check(impl: str) -> str:
 
 
 def resolve(impl: str) -> str:
-    """The impl a layer uses: a ``forced`` one if any, else its own (validated)."""
-    return _override[-1] if _override else _check(impl)
-
-
-def use_im2col(impl: str) -> bool:
-    """Resolve ``impl`` at trace time (``auto``: im2col on the CPU backend only)."""
-    impl = resolve(impl)
-    return impl == "im2col" or (impl == "auto" and jax.default_backend() == "cpu")
+    """What a layer built now uses: a ``forced`` impl if any, else its own; ``auto`` off CPU is ``xla``."""
+    impl = _override[-1] if _override else _check(impl)
+    return "xla" if impl == "auto" and jax.default_backend() != "cpu" else impl
 
 
 def _pads(padding, in_sizes, window, strides) -> list[tuple[int, int]]:
@@ -98,8 +93,7 @@ def im2col_conv_general_dilated(
         for i in range(kh) for j in range(kw)
     ]
     patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-    y = jnp.dot(patches, rhs.reshape(kh * kw * cin, cout), precision=precision, preferred_element_type=preferred_element_type)
-    return y
+    return jnp.dot(patches, rhs.reshape(kh * kw * cin, cout), precision=precision, preferred_element_type=preferred_element_type)
 
 
 SMALL_MAP = 12 * 12  # auto: im2col for input maps of at most this many pixels (H·W; measured, RESULTS.md)
@@ -122,9 +116,7 @@ def auto_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=No
 
 def conv_general_dilated(impl: str):
     """The ``conv_general_dilated`` a Flax ``nn.Conv`` should use for ``impl`` (None = lax's)."""
-    if not use_im2col(impl):
-        return None
-    return auto_conv_general_dilated if resolve(impl) == "auto" else im2col_conv_general_dilated
+    return {"xla": None, "auto": auto_conv_general_dilated, "im2col": im2col_conv_general_dilated}[resolve(impl)]
 
 
 def Conv(*args, impl: str = "auto", **kwargs) -> nn.Conv:  # noqa: N802 - a module factory
@@ -157,7 +149,7 @@ def ConvTranspose(features: int, kernel_size: Sequence[int], strides: Sequence[i
     With im2col it is the equivalent ``nn.Conv`` over the stride-dilated input (what
     ``lax.conv_transpose`` computes), so it avoids XLA CPU's input-dilated convolution.
     """
-    if not use_im2col(impl):
+    if resolve(impl) == "xla":
         return nn.ConvTranspose(features, tuple(kernel_size), tuple(strides), padding, **kwargs)
     return nn.Conv(
         features, tuple(kernel_size), (1, 1), _transpose_pads(padding, kernel_size, strides),
@@ -170,7 +162,7 @@ def max_pool_same(x: jax.Array, window: int, impl: str = "auto") -> jax.Array:
 
     With im2col: the maximum of the window's shifted slices of the −∞-padded input.
     """
-    if not use_im2col(impl):
+    if resolve(impl) == "xla":
         return nn.max_pool(x, (window, window), (1, 1), padding="SAME")
     (top, bottom), (left, right) = _pads("SAME", x.shape[1:3], (window, window), (1, 1))
     padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-jnp.inf)

@@ -165,9 +165,9 @@ class EmoSynthNet(nn.Module):
         y = unit(y, 512, 0.25, padding="VALID" if author else "SAME")
         x4 = _avg_pool(y, 2, "SAME")
         # Synthesis path, joined by the side branch (transposed convs named explicitly: same tree for every impl).
-        transpose_kw = dict(kernel_init=he_normal, dtype=self.dtype, name="ConvTranspose_0")
+        transpose_kw = dict(kernel_init=he_normal, dtype=self.dtype, impl=impl)
         if author:
-            d = conv.ConvTranspose(self._w(512), (4, 4), padding="VALID", impl=impl, **transpose_kw)(x4)
+            d = conv.ConvTranspose(self._w(512), (4, 4), padding="VALID", name="ConvTranspose_0", **transpose_kw)(x4)
             side = _avg_pool(side, 5, "SAME")
             if side.shape[1:3] != d.shape[1:3]:
                 raise ConfigError(
@@ -175,10 +175,10 @@ class EmoSynthNet(nn.Module):
                     f"decoder {d.shape[1:3]} at {x.shape[1]}x{x.shape[2]} px; use variant=paper"
                 )
         else:
-            d = conv.ConvTranspose(self._w(512), (4, 4), (2, 2), impl=impl, **transpose_kw)(x4)
+            d = conv.ConvTranspose(self._w(512), (4, 4), (2, 2), name="ConvTranspose_0", **transpose_kw)(x4)
             side = adaptive_avg_pool(side, d.shape[1:3])
         y = upsample_nearest(jnp.concatenate([side, nn.elu(d)], axis=-1))
-        y = conv.ConvTranspose(self._w(256), (3, 3), impl=impl, kernel_init=he_normal, dtype=self.dtype, name="ConvTranspose_1")(y)
+        y = conv.ConvTranspose(self._w(256), (3, 3), name="ConvTranspose_1", **transpose_kw)(y)
         y = upsample_nearest(nn.elu(y))
         # Dense head (the classifier layer itself is the Classifier's head).
         if not author:
