@@ -1,6 +1,1 @@
-"""Benchmarks run on the real devices (no simulated CPU devices); configs import from the repo root."""
-
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+"""Benchmarks run on the real devices: unlike tests/conftest.py, no simulated CPU devices."""

@@ -37,7 +37,7 @@ _results: dict[str, dict] = {"vs_ce": {}, "vs_peer": {}}
 
 
 def _config(name: str) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({"loss": name, "losses": L.default_config()})
+    return ml_collections.ConfigDict({"loss": name, "losses": L.LOSSES.default_config()})
 
 
 def _data(b, d, c, seed=0):

@@ -12,18 +12,17 @@ import time
 
 import jax
 import numpy as np
-import optax
 import pytest
 
-from configs import default
 from ferjax import optim, parallel, train
+from ferjax.config import get_config
 
 BATCH = 64
 SIZE = 48
 
 
 def _config(model: str):
-    c = default.get_config()
+    c = get_config()
     c.model = model
     c.image_size, c.channels, c.batch_size = SIZE, 1, BATCH
     return c
@@ -33,7 +32,7 @@ def _compiled_step(model_name: str):
     config = _config(model_name)
     mesh = parallel.make_mesh()
     model, objective = train.build_model(config, num_classes=7)
-    tx = optax.with_extra_args_support(optim.make_optimizer(config, steps_per_epoch=100))
+    tx = optim.make_optimizer(config, steps_per_epoch=100)
     state = jax.device_put(train.init_state(model, tx, config, seed=0), parallel.replicated(mesh))
     step = jax.jit(
         train.make_train_step(model, objective, tx, config, class_weights=None),

@@ -5,11 +5,11 @@ Data: $FERJAX_DATA_DIR/cifar10/cifar-10-batches-py (the python pickle release).
 Run:  python -m ferjax.main --config=configs/cifar10.py --workdir=runs/cifar10
 """
 
-from configs import default
+from ferjax import config
 
 
 def get_config():
-    c = default.get_config()
+    c = config.get_config()
     c.dataset = "cifar10"
     c.image_size = 32
     c.channels = 3

@@ -7,11 +7,11 @@ the original cohn-kanade-images/ + Emotion/ layout.
 Run:  python -m ferjax.main --config=configs/ckplus.py:0 --workdir=runs/ckplus_fold0
 """
 
-from configs import default
+from ferjax import config
 
 
 def get_config(fold: str = "0"):
-    c = default.get_config()
+    c = config.get_config()
     c.dataset = "ckplus"
     c.datasets.ckplus.fold = int(fold)
     c.image_size = 48

@@ -6,11 +6,11 @@ so augmentation is mild here.
 Run:  python -m ferjax.main --config=configs/demo.py --workdir=runs/demo
 """
 
-from configs import default
+from ferjax import config
 
 
 def get_config():
-    c = default.get_config()
+    c = config.get_config()
     c.dataset = "demo"
     c.image_size = 48
     c.channels = 1

@@ -5,11 +5,11 @@ Data: $FERJAX_DATA_DIR/fer2013/ (fer2013.csv, or the Kaggle train/ test/ folders
 Run:  python -m ferjax.main --config=configs/fer2013.py --workdir=runs/fer2013
 """
 
-from configs import default
+from ferjax import config
 
 
 def get_config():
-    c = default.get_config()
+    c = config.get_config()
     c.dataset = "fer2013"
     c.image_size = 48
     c.channels = 1

@@ -6,11 +6,11 @@ selection (see docs/datasets.md). Data: $FERJAX_DATA_DIR/rafdb/ (manual download
 Run:  python -m ferjax.main --config=configs/raf.py --workdir=runs/raf
 """
 
-from configs import default
+from ferjax import config
 
 
 def get_config():
-    c = default.get_config()
+    c = config.get_config()
     c.dataset = "rafdb"
     c.image_size = 100
     c.channels = 3

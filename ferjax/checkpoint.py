@@ -1,79 +1,194 @@
-"""Orbax checkpoints of the train state (SPEC §2, §9): periodic and best-on-validation.
+"""Orbax checkpoints of the train state (SPEC §2, §9): periodic, best on validation, verified.
 
-Checkpoints are written atomically by orbax (a half-written step is never listed). Restoring
-takes an abstract target whose shardings come from the *current* mesh, so a run saved on
-one device count restores on another.
+Checkpoints are written atomically by orbax (a half-written step is never listed; stale
+temporary folders are removed when a run opens its checkpoints). Each checkpoint's ``meta``
+records a digest of every part of the state (:func:`digests`); a restore recomputes them,
+so a damaged checkpoint (missing files, truncated or altered data) is detected instead of
+training on from garbage. :meth:`Checkpoints.restore_newest` then moves the damaged step
+to ``checkpoints/damaged/`` and falls back to the newest intact one, saying so in one line.
+Restoring takes an abstract target whose shardings come from the *current* mesh, so a run
+saved on one device count restores on another.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from ferjax.errors import CheckpointError
+
+KINDS = ("latest", "best")
+
+
+class Damaged(Exception):
+    """A checkpoint step that cannot be restored, or whose digests do not match."""
+
+
+def digests(parts: dict[str, Any]) -> dict[str, str]:
+    """A BLAKE2b digest of each named pytree's leaves (paths, dtypes, shapes and bytes)."""
+    out = {}
+    for name, tree in parts.items():
+        h = hashlib.blake2b(digest_size=16)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            array = np.ascontiguousarray(_host(leaf))
+            h.update(f"{jax.tree_util.keystr(path)}|{array.dtype}|{array.shape}|".encode())
+            h.update(array.tobytes())
+        out[name] = h.hexdigest()
+    return out
+
+
+def _host(x) -> np.ndarray:
+    """A replicated (or host) array's value on this host, also in a multi-process run."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return np.asarray(x.addressable_shards[0].data)
+    return np.asarray(x)
+
+
+def _state_parts(state: Any) -> dict[str, Any]:
+    return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats, "opt_state": state.opt_state}
 
 
 class Checkpoints:
-    """``latest/`` keeps the last ``keep`` periodic checkpoints; ``best/`` the best on validation."""
+    """``latest/`` keeps the last ``keep`` periodic checkpoints; ``best/`` the best on validation.
 
-    def __init__(self, workdir: str | Path, keep: int):
-        workdir = Path(workdir).absolute()
-        self._latest = ocp.CheckpointManager(
-            workdir / "checkpoints" / "latest",
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-            item_names=("state", "meta"),
-        )
-        self._best = ocp.CheckpointManager(
-            workdir / "checkpoints" / "best",
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, create=True, best_fn=lambda m: m["validation_accuracy"], best_mode="max"
-            ),
-            item_names=("state", "meta"),
-        )
+    ``read_only=True`` opens an existing run without creating, cleaning or writing anything
+    (the inference loader).
+    """
+
+    def __init__(self, workdir: str | Path, keep: int = 1, read_only: bool = False):
+        self.root = Path(workdir).absolute() / "checkpoints"
+        self._managers = {}
+        for kind in KINDS:
+            best = kind == "best"
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=1 if best else keep,
+                create=not read_only,
+                read_only=read_only,
+                cleanup_tmp_directories=not read_only,
+                best_fn=(lambda m: m["validation_accuracy"]) if best else None,
+                best_mode="max",
+            )
+            self._managers[kind] = ocp.CheckpointManager(self.root / kind, options=options, item_names=("state", "meta"))
+
+    def directory(self, kind: str = "latest") -> Path:
+        return self.root / kind
+
+    def steps(self, kind: str = "latest") -> list[int]:
+        return sorted(self._managers[kind].all_steps())
 
     def latest_step(self) -> int | None:
-        return self._latest.latest_step()
+        return self._managers["latest"].latest_step()
 
     def best_step(self) -> int | None:
-        return self._best.best_step()
+        return self._managers["best"].best_step()
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-        self._latest.save(step, args=args, force=True)
+        self._managers["latest"].save(step, args=self._save_args(state, meta), force=True)
 
     def save_best(self, step: int, state: Any, meta: dict, validation_accuracy: float) -> None:
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-        self._best.save(step, args=args, metrics={"validation_accuracy": validation_accuracy}, force=True)
-
-    def restore(self, step: int, abstract_state: Any, best: bool = False) -> tuple[Any, dict]:
-        manager = self._best if best else self._latest
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
-            ),
+        self._managers["best"].save(
+            step, args=self._save_args(state, meta), metrics={"validation_accuracy": validation_accuracy}, force=True
         )
-        return restored.state, dict(restored.meta)
 
-    def restore_arrays(self, step: int | None = None, best: bool = False) -> dict:
-        """The saved state as a plain tree of host arrays (no target needed), e.g. for inference."""
-        manager = self._best if best else self._latest
-        step = step if step is not None else (manager.best_step() if best else manager.latest_step())
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-        return restored.state
+    @staticmethod
+    def _save_args(state: Any, meta: dict) -> ocp.args.Composite:
+        meta = dict(meta, digests=digests(_state_parts(state)))
+        return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+
+    def discard_best_after(self, step: int) -> None:
+        """Delete best checkpoints newer than ``step`` (a resumed run recreates them exactly)."""
+        manager = self._managers["best"]
+        for later in [s for s in self.steps("best") if s > step]:
+            manager.delete(later)
+
+    def restore(self, step: int, abstract_state: Any, kind: str = "latest") -> tuple[Any, dict]:
+        """The whole train state at ``step``, verified against its digests; raises :class:`Damaged`."""
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+        restored = self._restore(kind, step, args)
+        meta = dict(restored.meta)
+        _verify(meta, _state_parts(restored.state))
+        return restored.state, meta
+
+    def restore_variables(self, step: int, abstract_variables: dict, kind: str) -> dict:
+        """Only ``params`` and ``batch_stats`` (no optimizer state), verified; raises :class:`Damaged`."""
+        item = ocp.args.PyTreeRestore(
+            item=abstract_variables,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_variables),
+            partial_restore=True,
+        )
+        restored = self._restore(kind, step, ocp.args.Composite(state=item, meta=ocp.args.JsonRestore()))
+        variables = {name: restored.state[name] for name in abstract_variables}
+        _verify(dict(restored.meta), variables)
+        return variables
+
+    def _restore(self, kind: str, step: int, args: ocp.args.Composite):
+        try:
+            return self._managers[kind].restore(step, args=args)
+        except Exception as error:  # noqa: BLE001 - orbax/tensorstore raise many kinds for damaged files
+            raise Damaged(_first_line(error)) from None
+
+    def restore_newest(
+        self, restore: Callable[[int], Any], kind: str = "latest", say: Callable[[str], None] = print
+    ) -> tuple[int, Any] | None:
+        """``(step, restore(step))`` for the newest step of ``kind`` that restores intact.
+
+        A damaged step is moved to ``checkpoints/damaged/`` (kept for inspection, never
+        silently replaced) and the next older one is tried. None when there is no step;
+        :class:`ferjax.errors.CheckpointError` naming the directory when none is intact.
+        """
+        steps = self.steps(kind)
+        for step in reversed(steps):
+            try:
+                return step, restore(step)
+            except Damaged as damage:
+                moved = self.quarantine(kind, step)
+                older = [s for s in steps if s < step]
+                then = f"falling back to step {older[-1]}" if older else "no older checkpoint"
+                say(f"checkpoint {self.directory(kind) / str(step)} is damaged ({damage}); moved to {moved}; {then}")
+        if steps:
+            raise CheckpointError(f"no intact checkpoint in {self.directory(kind)} (damaged steps moved to {self.root / 'damaged'})")
+        return None
+
+    def quarantine(self, kind: str, step: int) -> Path:
+        """Move a damaged step out of its manager's directory, to ``checkpoints/damaged/``."""
+        source = self.directory(kind) / str(step)
+        target = self.root / "damaged" / f"{kind}-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(target))
+        self._managers[kind].reload()
+        return target
 
     def wait(self) -> None:
-        self._latest.wait_until_finished()
-        self._best.wait_until_finished()
+        for manager in self._managers.values():
+            manager.wait_until_finished()
 
     def close(self) -> None:
-        self._latest.close()
-        self._best.close()
+        for manager in self._managers.values():
+            manager.close()
 
 
-def abstract_like(state: Any, sharding: jax.sharding.Sharding) -> Any:
-    """Shape/dtype skeleton of ``state`` placed with ``sharding`` (the restore target)."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+def _verify(meta: dict, parts: dict[str, Any]) -> None:
+    expected = meta.get("digests")
+    if expected is None:  # written before digests existed: nothing to compare
+        return
+    actual = digests(parts)
+    bad = [name for name in parts if expected.get(name) != actual[name]]
+    if bad:
+        raise Damaged(f"{', '.join(bad)} differ from the digest written with the checkpoint")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """Shape/dtype skeleton of ``tree`` placed with ``sharding`` (the restore target)."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

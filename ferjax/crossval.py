@@ -3,9 +3,10 @@
     python -m ferjax.crossval --config=configs/ckplus.py --workdir=runs/ckplus_cv [--folds=0,1,2]
 
 Fold ``f`` trains and evaluates exactly as ``python -m ferjax.main`` would with
-``config.datasets.<dataset>.fold = f``, in ``<workdir>/fold<f>``. A fold whose ``report.json``
-exists is not run again and an interrupted one resumes from its checkpoints, so rerunning the
-command finishes a partial cross-validation. At the end ``<workdir>/summary.json`` and
+``config.datasets.<dataset>.fold = f``, in ``<workdir>/fold<f>``. A finished fold is not run
+again (its run.json must match the config: :func:`ferjax.train.train_and_evaluate`) and an
+interrupted one resumes from its checkpoints, so rerunning the command finishes a partial
+cross-validation. At the end ``<workdir>/summary.json`` and
 ``summary.md`` hold each fold's validation and test accuracy and their mean ± sample standard
 deviation over the folds run (the CK+ literature reports the mean over all 10 folds).
 """
@@ -15,12 +16,12 @@ from __future__ import annotations
 import copy
 import json
 import statistics
-import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from ferjax import main as cli
+from ferjax import cli
+from ferjax import main as _train_flags  # noqa: F401  (--config, --workdir)
 from ferjax.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -48,15 +49,11 @@ def run_folds(config, workdir: str | Path, folds: list[int] | None = None) -> di
         raise ConfigError(f"--folds {bad} out of range 0..{num_folds - 1} (config.datasets.{config.dataset}.num_folds)")
     rows = []
     for fold in folds:
-        fold_dir = workdir / f"fold{fold}"
-        report_path = fold_dir / "report.json"
-        if report_path.exists():
-            report = json.loads(report_path.read_text())
-        else:
-            fold_config = copy.deepcopy(config)
-            with fold_config.unlocked():
-                fold_options(fold_config).fold = fold
-            report = train_and_evaluate(fold_config, fold_dir)
+        fold_config = copy.deepcopy(config)
+        with fold_config.unlocked():
+            fold_options(fold_config).fold = fold
+        # A finished fold returns its report; one trained with another config is an error.
+        report = train_and_evaluate(fold_config, workdir / f"fold{fold}")
         row = {"fold": fold} | {split: m["accuracy"] for split, m in report["splits"].items()}
         rows.append(row | {"wall_seconds": report.get("wall_seconds")})
         print(f"fold {fold}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "fold"), flush=True)
@@ -89,13 +86,11 @@ def main(argv) -> None:
     try:
         folds = None if FLAGS.folds is None else [int(f) for f in FLAGS.folds]
     except ValueError:
-        print(f"ferjax: error: --folds must be integers, got {','.join(FLAGS.folds)}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(f"--folds must be integers, got {','.join(FLAGS.folds)}", 2)
     with cli.user_errors():
         run_folds(FLAGS.config, FLAGS.workdir, folds)
     print((Path(FLAGS.workdir) / "summary.md").read_text(), end="")
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
-    app.run(main, flags_parser=cli._parse_flags)
+    cli.run(main, required=("config",))

@@ -15,3 +15,15 @@ class DataError(FerjaxError):
 
 class TrainingDiverged(FerjaxError):
     """The loss became NaN or Inf."""
+
+
+class CheckpointError(FerjaxError):
+    """No intact checkpoint where one is needed, or a checkpoint cannot be written."""
+
+
+class RunError(FerjaxError):
+    """A workdir is not a usable ferjax run (no run.json, unknown model, other config)."""
+
+
+class TrainingInterrupted(FerjaxError):
+    """The user stopped training (Ctrl-C); the run resumes with the same command."""

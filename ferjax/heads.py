@@ -33,6 +33,22 @@ class LinearHead(nn.Module):
         return HeadOutput(logits=logits)
 
 
+@jax.custom_jvp
+def clip_unit(x: jax.Array) -> jax.Array:
+    """x clipped to [−1, 1] with derivative 1 everywhere (SPEC §4 "Numerics").
+
+    ``jnp.clip`` passes half the gradient at exactly ±1 and none beyond; a cosine only leaves
+    [−1, 1] by rounding, so the derivative at and past the bounds is the one-sided limit from
+    inside, 1. The value is exactly ``jnp.clip``'s.
+    """
+    return jnp.clip(x, -1.0, 1.0)
+
+
+@clip_unit.defjvp
+def _clip_unit_jvp(primals, tangents):
+    return clip_unit(primals[0]), tangents[0]
+
+
 def _l2_normalize(x: jax.Array, axis: int, eps: float = 1e-12) -> tuple[jax.Array, jax.Array]:
     norm = jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True) + eps)
     return x / norm, jnp.squeeze(norm, axis)
@@ -44,7 +60,7 @@ def _cosines(head: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.A
     kernel = head.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], head.num_classes), jnp.float32)
     x_hat, x_norm = _l2_normalize(x, axis=-1)
     w_hat, w_norm = _l2_normalize(kernel, axis=0)
-    return jnp.clip(x_hat @ w_hat, -1.0, 1.0), x_norm, w_norm
+    return clip_unit(x_hat @ w_hat), x_norm, w_norm
 
 
 class CosineHead(nn.Module):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -35,9 +34,9 @@ def save_confusion_matrix(matrix, class_names: Sequence[str], path: Path, title:
     plt.close(fig)
 
 
-def save_training_curves(metrics_path: Path, path: Path) -> None:
-    """Loss and accuracy per step for every split logged in metrics.jsonl."""
-    events = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+def save_training_curves(events: Sequence[dict], path: Path) -> None:
+    """Loss and accuracy per step for every split of a run's metrics events (metrics.jsonl rows)."""
+    events = [e for e in events if not e["split"].startswith("final_")]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for split in sorted({e["split"] for e in events}):
         rows = [e for e in events if e["split"] == split]

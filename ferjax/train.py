@@ -1,67 +1,40 @@
-"""Training and evaluation loop: ``train_and_evaluate(config, workdir)`` (SPEC §1, §2, §9).
+"""Training loop: ``train_and_evaluate(config, workdir)`` (SPEC §1, §2, §9).
 
-Pure jitted train/eval steps, data-parallel over every local device on a 1-D mesh (batch
-sharded, state replicated), orbax checkpoints (periodic + best on validation), exact
-resumption (the data order and dropout keys are functions of the step), and a stop with
-the step number when the loss turns NaN/Inf.
+Pure jitted train steps, data-parallel over every device of a 1-D mesh (batch sharded, state
+replicated), verified orbax checkpoints (periodic + best on validation), exact resumption (the
+data order and dropout keys are functions of the step), and a stop with the step number when
+the loss turns NaN/Inf. ``run.json`` (:mod:`ferjax.run`) is written when a run starts; a rerun
+must have the same config (up to :data:`ferjax.run.HARMLESS_KEYS`), and a rerun of a finished
+run returns its report without evaluating again. Evaluation is :mod:`ferjax.evaluation`.
 """
 
 from __future__ import annotations
 
-import functools
+import errno
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import struct
 from tqdm import tqdm
 
-from ferjax import losses, models, optim, parallel
+from ferjax import checks, evaluation, optim, parallel, run
 from ferjax.checkpoint import Checkpoints, abstract_like
 from ferjax.data import DatasetSplits, load_dataset, pipeline
 from ferjax.data.sources import labels_of
-from ferjax.errors import ConfigError, TrainingDiverged
-from ferjax.heads import HEADS
+from ferjax.errors import FerjaxError, RunError, TrainingDiverged, TrainingInterrupted
 from ferjax.losses.softmax import softmax_cross_entropy
-from ferjax.metrics import classification_metrics, classification_report_text
-from ferjax.models.classifier import Classifier
-from ferjax.plots import save_confusion_matrix, save_training_curves
+from ferjax.models.classifier import build_model
+from ferjax.plots import save_training_curves
+from ferjax.run import TrainState
 from ferjax.writer import MetricWriter
 
-
-@struct.dataclass
-class TrainState:
-    step: jax.Array  # int32 scalar: number of updates applied
-    params: Any
-    batch_stats: Any
-    opt_state: Any
-
-
-def build_model(config: ml_collections.ConfigDict, num_classes: int) -> tuple[Classifier, losses.Objective]:
-    """The classifier (backbone + the head the loss needs) and the training objective."""
-    objective = losses.make_objective(config)
-    backbone = models.make_backbone(config, num_classes)
-    head = HEADS[objective.head](num_classes=num_classes, **dict(objective.head_kwargs))
-    return Classifier(backbone=backbone, head=head), objective
-
-
-def init_state(model: nn.Module, tx: optax.GradientTransformation, config, seed: int) -> TrainState:
-    shape = (1, config.image_size, config.image_size, config.channels)
-    variables = model.init(jax.random.key(seed), jnp.zeros(shape, jnp.float32), train=False)
-    params = variables["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        batch_stats=variables.get("batch_stats", {}),
-        opt_state=tx.init(params),
-    )
+REPORT_FILE = "report.json"
 
 
 def class_weights_for(source, num_classes: int) -> np.ndarray:
@@ -109,96 +82,119 @@ def make_train_step(model, objective, tx, config, class_weights) -> Callable:
     return train_step
 
 
-def make_eval_step(model) -> Callable:
-    """Un-margined logits (SPEC §4: evaluation never applies a margin) and their CE."""
+def make_logits_fn(model, mesh) -> Callable:
+    """``(state, local float32 images) -> global logits`` on the host: the evaluator's input."""
 
-    def eval_step(state: TrainState, batch: dict):
+    def logits(state: TrainState, images):
         variables = {"params": state.params, "batch_stats": state.batch_stats}
-        out = model.apply(variables, batch["image"], train=False)
-        logits = out.head.logits.astype(jnp.float32)
-        return jnp.argmax(logits, -1), softmax_cross_entropy(logits, batch["label"])
+        return model.apply(variables, images, train=False).head.logits.astype(jnp.float32)
 
-    return eval_step
-
-
-def evaluate(eval_step, state, source, config, mesh, class_names) -> dict:
-    """Metrics on a whole split: padded last batch masked out, nothing dropped."""
-    predictions, labels, ce = [], [], []
-    for batch in pipeline.eval_batches(source, config):
-        mask = parallel.gather(batch.pop("mask"))
-        pred, loss = eval_step(state, parallel.shard_batch(batch, mesh))
-        predictions.append(parallel.gather(pred)[mask])
-        labels.append(parallel.gather(batch["label"])[mask])
-        ce.append(parallel.gather(loss)[mask])
-    labels_all, preds_all = np.concatenate(labels), np.concatenate(predictions)
-    result = classification_metrics(labels_all, preds_all, class_names)
-    result["loss"] = float(np.mean(np.concatenate(ce)))
-    result["_labels"], result["_predictions"] = labels_all, preds_all
-    return result
+    jitted = jax.jit(logits, out_shardings=parallel.data_sharded(mesh))
+    return lambda state, images: parallel.gather(jitted(state, parallel.shard_batch(images, mesh)))
 
 
-def _public(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.startswith("_")}
-
-
-def _check_finite(step0: int, losses_since_log: list, state: TrainState) -> None:
-    values = np.asarray(jax.device_get(losses_since_log))
+def _first_non_finite(step0: int, losses: list) -> None:
+    values = np.asarray(jax.device_get(losses))
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        raise TrainingDiverged(
-            f"loss became {values[bad[0]]} at step {step0 + bad[0] + 1}; stopping "
-            "(the last good checkpoint is kept in checkpoints/latest)"
-        )
+        raise _Diverged(f"loss became {values[bad[0]]} at step {step0 + bad[0] + 1}")
 
 
 def _params_finite(state: TrainState) -> bool:
     return bool(jax.device_get(jax.tree.reduce(lambda a, x: a & jnp.all(jnp.isfinite(x)), state.params, True)))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
-    """Train ``config`` in ``workdir`` (resuming if it holds a checkpoint); return report.json's dict."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+class _Diverged(Exception):
+    pass
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, mesh: jax.sharding.Mesh | None = None) -> dict:
+    """Train ``config`` in ``workdir`` (resuming if it holds a checkpoint); return report.json's dict.
+
+    ``mesh``: the 1-D ``"data"`` mesh to train on (default: every device, :func:`ferjax.parallel.make_mesh`).
+    A full disk or an unwritable workdir is a one-line :class:`ferjax.errors.FerjaxError`.
+    """
+    try:
+        return _train_and_evaluate(config, Path(workdir), mesh)
+    except OSError as error:
+        raise _disk_error(error, Path(workdir)) from None
+    except Exception as error:
+        if _is_disk_full(error):  # orbax/tensorstore report ENOSPC in their own exception types
+            raise FerjaxError(f"cannot write to {workdir}: no space left on device") from None
+        raise
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: jax.sharding.Mesh | None) -> dict:
     started = time.time()
-    mesh = parallel.make_mesh()
-    for key in ("batch_size", "eval_batch_size"):
-        parallel.check_batch_divisible(config[key], mesh, key)
-    if config.dtype not in ("float32", "bfloat16"):
-        raise ConfigError(f"config.dtype={config.dtype!r}; valid: float32, bfloat16")
+    mesh = mesh or parallel.make_mesh()
+    checks.check_training_config(config, mesh)
+    checks.prepare_workdir(workdir)
+    previous = _check_rerun(config, workdir)
 
     splits: DatasetSplits = load_dataset(config)
     for note in splits.notes:
         print(f"[{splits.name}] {note}")
     class_names = list(splits.class_names)
-    model, objective = build_model(config, splits.num_classes)
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config)
     total_steps = steps_per_epoch * config.num_epochs
-    tx = optax.with_extra_args_support(optim.make_optimizer(config, steps_per_epoch))
+    if previous is not None and _finished(previous, total_steps):
+        print(f"{workdir} already finished ({previous['steps']} steps): nothing to do; report in {workdir / REPORT_FILE}")
+        return previous
+    if not (workdir / run.RUN_FILE).exists():
+        run.write_record(workdir, run.make_record(config, splits.name, class_names))
+
+    model, objective = build_model(config, splits.num_classes)
+    tx = optim.make_optimizer(config, steps_per_epoch)
     class_weights = class_weights_for(splits.train, splits.num_classes) if config.class_weighting else None
-
     replicated = parallel.replicated(mesh)
-    state = jax.device_put(init_state(model, tx, config, config.seed), replicated)
-    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    meta = {"best_validation_accuracy": -1.0, "best_step": None, "epoch_evaluated": 0}
-    start_step = checkpoints.latest_step() or 0
-    if start_step:
-        state, meta = checkpoints.restore(start_step, abstract_like(state, replicated))
-        print(f"Resuming from step {start_step} in {workdir}")
-    writer = MetricWriter(workdir, truncate_after_step=start_step)
+    state = jax.device_put(checks.built(lambda: run.init_state(model, tx, config, config.seed), config), replicated)
+    target = abstract_like(state, replicated)
 
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    writer = None
+    try:
+        meta = {"best_validation_accuracy": -1.0}
+        resumed = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target))
+        start_step = 0
+        if resumed is not None:
+            start_step, (state, meta) = resumed
+            print(f"Resuming from step {start_step} in {workdir}")
+        checkpoints.discard_best_after(start_step)  # written after the restored step: redone exactly
+        writer = MetricWriter(workdir, resume_step=start_step)
+        step = _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,
+                      start_step, steps_per_epoch, total_steps)
+        report = _final_report(config, workdir, splits, model, mesh, checkpoints, target, writer)
+        report.update(
+            steps=step, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+            stopped_early=step < total_steps, devices=mesh.size, platform=jax.default_backend(),
+            wall_seconds=round(time.time() - started, 1),
+        )
+        (workdir / REPORT_FILE).write_text(json.dumps(report, indent=2))
+        return report
+    finally:
+        try:
+            checkpoints.wait()
+        finally:
+            checkpoints.close()
+            if writer is not None:
+                writer.close()
+
+
+def _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,
+           start_step, steps_per_epoch, total_steps) -> int:
+    """The training loop from ``start_step``; returns the step it stopped at."""
     train_step = jax.jit(
         make_train_step(model, objective, tx, config, class_weights),
-        in_shardings=(replicated, parallel.data_sharded(mesh)),
-        out_shardings=(replicated, replicated),
+        in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),
+        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
         donate_argnums=0,
     )
-    eval_step = jax.jit(make_eval_step(model), out_shardings=parallel.data_sharded(mesh))
-    run_eval = functools.partial(evaluate, eval_step, config=config, mesh=mesh, class_names=class_names)
-
+    logits_fn = make_logits_fn(model, mesh)
     stop_step = total_steps if config.max_steps <= 0 else min(total_steps, config.max_steps)
     step = start_step
     batches = pipeline.train_batches(splits.train, config, start_step=start_step)
     pending: list = []  # device metrics since the last log, fetched together (no per-step sync)
+    saved_step = start_step or None  # the newest step in checkpoints/latest
     progress = tqdm(total=stop_step, initial=step, disable=not config.progress_bar, unit="step", dynamic_ncols=True)
     try:
         while step < stop_step:
@@ -209,7 +205,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             progress.update(1)
             epoch_end = step % steps_per_epoch == 0
             if step % config.log_every_steps == 0 or epoch_end or step == stop_step:
-                _check_finite(step - len(pending), [m["loss"] for m in pending], state)
+                _first_non_finite(step - len(pending), [m["loss"] for m in pending])
                 fetched = jax.device_get(pending)
                 train_metrics = {k: float(np.mean([m[k] for m in fetched])) for k in ("loss", "accuracy")}
                 lr = optim.current_learning_rate(state.opt_state)
@@ -219,54 +215,105 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 progress.set_postfix(loss=f"{train_metrics['loss']:.4f}", acc=f"{train_metrics['accuracy']:.3f}")
                 pending = []
             if epoch_end and splits.validation is not None:
-                val = run_eval(state, splits.validation)
-                writer.write(step, "validation", _public(val) | {"epoch": step // steps_per_epoch})
+                scores = evaluation.score_split(lambda x: logits_fn(state, x), splits.validation, config)
+                val = evaluation.metrics(scores, splits.class_names)
+                writer.write(step, "validation", val | {"epoch": step // steps_per_epoch})
                 if val["accuracy"] > meta["best_validation_accuracy"]:
-                    meta.update(best_validation_accuracy=val["accuracy"], best_step=step)
+                    meta["best_validation_accuracy"] = val["accuracy"]
                     checkpoints.save_best(step, state, meta, val["accuracy"])
             if step % config.checkpoint_every_steps == 0 or epoch_end or step == stop_step:
                 if not _params_finite(state):
-                    raise TrainingDiverged(f"parameters became non-finite at step {step}; stopping (the last good checkpoint is kept in checkpoints/latest)")
+                    raise _Diverged(f"parameters became non-finite at step {step}")
                 checkpoints.save(step, state, meta)
-    finally:
+                saved_step = step
+    except _Diverged as diverged:
+        kept = (f"the last good checkpoint, step {saved_step}, is kept in {checkpoints.directory('latest')}"
+                if saved_step else "no checkpoint was written before it")
+        raise TrainingDiverged(f"{diverged}; stopping ({kept})") from None
+    except KeyboardInterrupt:
         progress.close()
         checkpoints.wait()
-
-    report = _final_report(config, workdir, splits, state, checkpoints, meta, run_eval, writer, replicated)
-    report.update(
-        steps=step, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-        stopped_early=step < total_steps, devices=mesh.size, platform=jax.default_backend(),
-        wall_seconds=round(time.time() - started, 1),
-    )
-    (workdir / "report.json").write_text(json.dumps(report, indent=2))
-    writer.close()
-    checkpoints.close()
-    return report
+        if step > (saved_step or 0) and _params_finite(state):
+            checkpoints.save(step, state, meta)
+            checkpoints.wait()
+            saved_step = step
+        where = f"checkpoint at step {saved_step}" if saved_step else "no checkpoint yet"
+        raise TrainingInterrupted(f"interrupted at step {step} ({where}); resume with the same command") from None
+    finally:
+        progress.close()
+    return step
 
 
-def _final_report(config, workdir, splits, state, checkpoints, meta, run_eval, writer, sharding) -> dict:
-    """Evaluate the selected model (best on validation, else last) on validation and test."""
-    selected = "last"
-    if checkpoints.best_step() is not None:
-        state, _ = checkpoints.restore(checkpoints.best_step(), abstract_like(state, sharding), best=True)
-        selected = f"best on validation (step {checkpoints.best_step()})"
+def _final_report(config, workdir, splits, model, mesh, checkpoints, target, writer) -> dict:
+    """Evaluate the selected model (best on validation, else the last) on validation and test."""
+    checkpoints.wait()
+    best = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target, kind="best"), kind="best")
+    if best is not None:
+        step, (state, _) = best
+        selected = f"best on validation (step {step})"
+    else:
+        step, (state, _) = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target))
+        selected = f"last (step {step}; no validation split to select on)"
+    logits_fn = make_logits_fn(model, mesh)
     report: dict = {
         "dataset": splits.name, "model": config.model, "loss": config.loss, "optimizer": config.optimizer,
         "class_names": list(splits.class_names), "notes": list(splits.notes), "selected_model": selected,
-        "config": json.loads(config.to_json_best_effort()), "splits": {},
+        "config": run.config_dict(config), "splits": {},
     }
-    step = int(jax.device_get(state.step))
     for split_name in ("validation", "test"):
         source = getattr(splits, split_name)
         if source is None:
             print(f"[{splits.name}] no {split_name} split: not reported")
             continue
-        metrics = run_eval(state, source)
-        report["splits"][split_name] = _public(metrics)
-        writer.write(step, f"final_{split_name}", _public(metrics))
-        title = f"{splits.name} {split_name}: accuracy {metrics['accuracy']:.2%} ({selected})"
-        save_confusion_matrix(metrics["confusion_matrix"], splits.class_names, workdir / f"confusion_{split_name}.png", title)
-        print(f"\n{title}\n" + classification_report_text(metrics["_labels"], metrics["_predictions"], splits.class_names))
+        scores = evaluation.score_split(lambda x: logits_fn(state, x), source, config)
+        result = evaluation.metrics(scores, splits.class_names)
+        report["splits"][split_name] = result
+        writer.write(step, f"final_{split_name}", result)
+        title = f"{splits.name} {split_name}: accuracy {result['accuracy']:.2%} ({selected})"
+        text = evaluation.write_split_outputs(result, scores, splits.class_names, workdir / f"confusion_{split_name}.png", title)
+        print(f"\n{title}\n{text}")
     writer.flush()
-    save_training_curves(writer.path, workdir / "training_curves.png")
+    save_training_curves(writer.events, workdir / "training_curves.png")
     return report
+
+
+def _check_rerun(config: ml_collections.ConfigDict, workdir: Path) -> dict | None:
+    """Compare a rerun's config with the run's run.json; the finished run's report, if any."""
+    path = workdir / run.RUN_FILE
+    if not path.exists():
+        if (workdir / "checkpoints").exists():
+            print(f"{workdir} has checkpoints but no {run.RUN_FILE} (an older ferjax): recording this config, unchecked")
+        return None
+    record = run.read_record(workdir)
+    differences = run.config_differences(record["config"], run.config_dict(config))
+    if differences:
+        shown = ", ".join(differences[:8]) + (f" and {len(differences) - 8} more" if len(differences) > 8 else "")
+        raise RunError(
+            f"{workdir} holds a run with another config ({shown} differ from {path}); "
+            "use a new --workdir, or the run's own settings to resume it"
+        )
+    report_path = workdir / REPORT_FILE
+    if not report_path.exists():
+        return None
+    try:
+        return json.loads(report_path.read_text())
+    except ValueError:
+        return None  # a damaged report is rewritten by finishing the run again
+
+
+def _finished(report: dict, total_steps: int) -> bool:
+    return report.get("steps") == total_steps and not report.get("stopped_early", True)
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error) \
+        or "RESOURCE_EXHAUSTED" in str(error)
+
+
+def _disk_error(error: OSError, workdir: Path) -> FerjaxError:
+    if _is_disk_full(error):
+        return FerjaxError(f"cannot write to {workdir}: no space left on device")
+    where = error.filename or workdir
+    return FerjaxError(f"{where}: {error.strerror or error}")
+
+

@@ -10,22 +10,32 @@ from tensorboardX import SummaryWriter
 
 
 class MetricWriter:
-    """Appends events ``{"step", "split", **metrics}``; on resume drops events after the restored step."""
+    """Appends events ``{"step", "split", **metrics}`` and keeps them in :attr:`events`.
 
-    def __init__(self, workdir: Path, truncate_after_step: int = 0):
+    On resume from ``resume_step`` it drops what the interrupted run logged after that step,
+    and every ``final_*`` event (the final report is written again at the end), from
+    metrics.jsonl and, through TensorBoard's ``purge_step``, from the TensorBoard view.
+    """
+
+    def __init__(self, workdir: Path, resume_step: int = 0):
         self.path = Path(workdir) / "metrics.jsonl"
+        self.events: list[dict] = []
         if self.path.exists():
-            kept = [
-                line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= truncate_after_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            for line in self.path.read_text().splitlines():
+                event = json.loads(line) if line.strip() else None
+                if event and event["step"] <= resume_step and not event["split"].startswith("final_"):
+                    self.events.append(event)
+        self.path.write_text("".join(json.dumps(e) + "\n" for e in self.events))
         self._file = self.path.open("a", buffering=1)  # line-buffered: tail -f works during a run
-        self._tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
+        self._tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
 
     def write(self, step: int, split: str, metrics: dict) -> None:
-        self._file.write(json.dumps({"step": int(step), "split": split, **metrics}) + "\n")
-        for key, value in metrics.items():
+        event = {"step": int(step), "split": split, **metrics}
+        self.events.append(event)
+        self._file.write(json.dumps(event) + "\n")
+        for key, value in event.items():
+            if key in ("step", "split"):
+                continue
             if isinstance(value, numbers.Number):
                 self._tensorboard.add_scalar(f"{split}/{key}", value, step)
             elif isinstance(value, dict):

@@ -10,7 +10,6 @@ from PIL import Image
 
 from ferjax import data
 from ferjax.data import partition
-from ferjax.datasets import register_all
 from ferjax.errors import ConfigError, DataError
 
 REAL = Path(os.environ.get("FERJAX_DATA_DIR", "/nonexistent"))
@@ -22,8 +21,7 @@ CK48_COUNTS = [135, 54, 177, 75, 207, 84, 249]
 
 
 def ck_config(data_dir, cache_dir, **options) -> ml_collections.ConfigDict:
-    register_all()
-    c = ml_collections.ConfigDict({"dataset": "ckplus", "data_dir": str(data_dir), "datasets": data.default_config()})
+    c = ml_collections.ConfigDict({"dataset": "ckplus", "data_dir": str(data_dir), "datasets": data.DATASETS.default_config()})
     c.datasets.ckplus.update(cache_dir=str(cache_dir), **options)
     return c
 

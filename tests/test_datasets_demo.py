@@ -1,17 +1,21 @@
 """The built-in demo dataset: deterministic, balanced, in memory (issue 2, item 5)."""
 
+from pathlib import Path
+
 import jax
 import ml_collections
 import numpy as np
+import pytest
 
+from ferjax import config as ferjax_config
 from ferjax import data
 from ferjax.data import pipeline
-from ferjax.datasets import demo, register_all
+from ferjax.datasets import demo
+from ferjax.errors import ConfigError
 
 
 def demo_config(**options) -> ml_collections.ConfigDict:
-    register_all()
-    c = ml_collections.ConfigDict({"dataset": "demo", "datasets": data.default_config()})
+    c = ml_collections.ConfigDict({"dataset": "demo", "datasets": data.DATASETS.default_config()})
     c.datasets.demo.update(options)
     return c
 
@@ -24,6 +28,21 @@ def test_demo_splits_are_balanced_uint8_faces_with_seven_classes():
     example = splits.train[0]
     assert example["image"].shape == (48, 48, 1) and example["image"].dtype == np.uint8
     assert isinstance(example["label"], int)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (dict(train_size=0), r"^config\.datasets\.demo\.train_size=0: must be at least 1$"),
+        (dict(train_size=-5), r"^config\.datasets\.demo\.train_size=-5: must be at least 1$"),
+        (dict(test_size=-3), r"^config\.datasets\.demo\.test_size=-3: must be at least 0 \(0 leaves the test split out\)$"),
+        (dict(validation_size=-1), r"^config\.datasets\.demo\.validation_size=-1: must be at least 0"),
+    ],
+)
+def test_demo_sizes_out_of_range_are_one_line_config_errors(option, message):
+    """Issue 10, item 5: no training split, or a negative size, is a user error, not a crash."""
+    with pytest.raises(ConfigError, match=message):
+        data.load_dataset(demo_config(**option))
 
 
 def test_demo_is_deterministic_by_seed_and_splits_differ():
@@ -40,10 +59,9 @@ def test_a_constant_prediction_scores_near_chance():
 
 
 def test_an_untrained_baseline_cnn_scores_at_most_30_percent():
-    from configs import demo as demo_config
     from ferjax import train
 
-    config = demo_config.get_config()
+    config = ferjax_config.load(Path(__file__).resolve().parents[1] / "configs" / "demo.py")
     config.eval_batch_size = 350
     model, _ = train.build_model(config, 7)
     variables = model.init(jax.random.key(0), np.zeros((1, 48, 48, 1), np.float32), train=False)

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import ml_collections
@@ -10,7 +11,6 @@ import pytest
 from PIL import Image
 
 from ferjax import data
-from ferjax.datasets import register_all
 from ferjax.errors import DataError
 
 REAL = Path(os.environ.get("FERJAX_DATA_DIR", "/nonexistent")) / "fer2013"
@@ -20,8 +20,7 @@ TRAIN_COUNTS = [3995, 436, 4097, 7215, 4830, 3171, 4965]
 
 
 def fer_config(data_dir, cache_dir, **options) -> ml_collections.ConfigDict:
-    register_all()
-    c = ml_collections.ConfigDict({"dataset": "fer2013", "data_dir": str(data_dir), "datasets": data.default_config()})
+    c = ml_collections.ConfigDict({"dataset": "fer2013", "data_dir": str(data_dir), "datasets": data.DATASETS.default_config()})
     c.datasets.fer2013.update(cache_dir=str(cache_dir), **options)
     return c
 
@@ -31,11 +30,12 @@ def write_image(path: Path, value: int, size: int = 48, fmt: str = "PNG") -> Non
     Image.fromarray(np.full((size, size), value, np.uint8)).save(path, format=fmt)
 
 
-def make_folders(root: Path) -> Path:
-    """Tiny Kaggle layout: 2 train images per class, one PublicTest and one PrivateTest image."""
+def make_folders(root: Path, per_class: int = 2) -> Path:
+    """Tiny Kaggle layout: ``per_class`` train images per class (pixel value 10·code + i), one
+    PublicTest and one PrivateTest image."""
     base = root / "fer2013"
     for code, name in enumerate(("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")):
-        for i in range(2):
+        for i in range(per_class):
             write_image(base / "train" / name / f"Training_{code}{i}.png", 10 * code + i)
     write_image(base / "test" / "neutral" / "PublicTest_1.png", 200)
     write_image(base / "test" / "sad" / "PrivateTest_1.png", 201)
@@ -49,8 +49,12 @@ def write_csv(path: Path, rows: list[tuple[str, str, str]]) -> None:
         writer.writerows(rows)
 
 
-def pixels(value: int) -> str:
-    return " ".join([str(value)] * 48 * 48)
+def pixels(value: int, odd: dict[int, int] | None = None) -> str:
+    """2304 copies of ``value``, except ``odd`` {1-based position: value}."""
+    values = [value] * 48 * 48
+    for position, other in (odd or {}).items():
+        values[position - 1] = other
+    return " ".join(map(str, values))
 
 
 def prepared_versions(cache: Path) -> list[Path]:
@@ -111,6 +115,29 @@ def test_csv_layout_with_all_three_usages(tmp_path):
     assert splits.train[0]["image"].dtype == np.uint8 and splits.train[0]["image"].max() == 1
 
 
+def test_a_csv_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Excel's "CSV UTF-8" starts the file with a BOM (issue 10, item 1)."""
+    (tmp_path / "fer2013").mkdir()
+    path = tmp_path / "fer2013" / "fer2013.csv"
+    write_csv(path, [("3", pixels(1), "Training"), ("6", pixels(2), "PublicTest")])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    splits = data.load_dataset(fer_config(tmp_path, tmp_path / "cache"))
+    assert (splits.train[0]["label"], splits.validation[0]["label"]) == (3, 6)
+
+
+def test_without_a_test_folder_a_tenth_of_train_becomes_validation(tmp_path):
+    """No test/ means no PublicTest and no PrivateTest (issue 10, item 3): validation is held out of train."""
+    base = make_folders(tmp_path, per_class=10)
+    shutil.rmtree(base / "test")
+    splits = data.load_dataset(fer_config(tmp_path, tmp_path / "cache"))
+    assert (len(splits.train), len(splits.validation), splits.test) == (63, 7, None)
+    assert sorted(splits.validation.labels.tolist()) == list(range(7))
+    values = lambda split: {int(split[i]["image"][0, 0, 0]) for i in range(len(split))}  # noqa: E731
+    assert not values(splits.train) & values(splits.validation) and len(values(splits.train) | values(splits.validation)) == 70
+    assert any(note.startswith("no PublicTest split: 7 train images (10% of each class") for note in splits.notes)
+    assert "no test split (PublicTest/PrivateTest absent)" in splits.notes
+
+
 def test_missing_dataset_says_where_to_put_which_files(tmp_path):
     with pytest.raises(DataError, match=r"FER-2013 not found: put fer2013\.csv .* in .*/fer2013/"):
         data.load_dataset(fer_config(tmp_path, tmp_path / "cache"))
@@ -120,9 +147,10 @@ def test_missing_dataset_says_where_to_put_which_files(tmp_path):
     "row, message",
     [
         (("9", pixels(1), "Training"), r"line 3: unknown emotion label '9'"),
-        (("1", "1 2 3", "Training"), r"line 3: pixels must be 2304 integers"),
+        (("1", "1 2 3", "Training"), r"line 3: pixels must be 2304 integers, got 3$"),
         (("1", pixels(1).replace("1", "x", 1), "Training"), r"line 3: pixels must be space-separated integers"),
-        (("1", pixels(300), "Training"), r"line 3: pixels must be 2304 integers in 0\.\.255"),
+        (("1", pixels(1, {5: 300, 9: 400}), "Training"), r"line 3: pixel 5 is 300, outside 0\.\.255$"),
+        (("1", pixels(1, {2304: -1}), "Training"), r"line 3: pixel 2304 is -1, outside 0\.\.255$"),
         (("1", pixels(1), "Holdout"), r"line 3: unknown Usage 'Holdout'"),
     ],
 )

@@ -9,13 +9,11 @@ import pytest
 from PIL import Image
 
 from ferjax import data
-from ferjax.datasets import register_all
 from ferjax.errors import DataError
 
 
 def make_config(name, data_dir, **options) -> ml_collections.ConfigDict:
-    register_all()
-    c = ml_collections.ConfigDict({"dataset": name, "data_dir": str(data_dir), "datasets": data.default_config()})
+    c = ml_collections.ConfigDict({"dataset": name, "data_dir": str(data_dir), "datasets": data.DATASETS.default_config()})
     if "cache_dir" in c.datasets[name]:
         options.setdefault("cache_dir", str(Path(data_dir) / "cache"))
     c.datasets[name].update(options)

@@ -141,7 +141,7 @@ def test_annealed_lambda():
 
 
 def _config(name, **overrides):
-    config = ml_collections.ConfigDict({"loss": name, "losses": L.default_config()})
+    config = ml_collections.ConfigDict({"loss": name, "losses": L.LOSSES.default_config()})
     for key, value in overrides.items():
         config.losses[name][key] = value
     return config
@@ -213,3 +213,91 @@ def test_mam_batch_statistics_independent_of_device_count(statistics, formulatio
 
 def test_aliases_are_the_same_objective():
     assert L.LOSSES.get("cosface") is L.LOSSES.get("amsoftmax") is L.LOSSES.get("lmcl")
+
+
+# Gradients at the cosine bounds equal their one-sided limits (issue 10, D1): ψ's k at cos θ = −1
+# and the clip's half gradient at ±1. Excluded: ArcFace at +1, where cos(θ + m) moves like
+# √(1 − cos θ) (exact mode: an infinite one-sided derivative, kept finite by choice, see
+# docs/losses.md "Numerics"; detached: no nearby point is close), and "none"/exact at −1 (same).
+_COSINE_LOSSES = sorted(n for n in LOSS_FNS if n.startswith(("amsoftmax", "dam", "lsoftmax", "asoftmax", "arcface")))
+
+
+@pytest.mark.parametrize("bound", [-1.0, 1.0])
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+def test_psi_gradient_at_the_bounds_is_the_one_sided_limit(m, bound):
+    grad = jax.grad(lambda c: L.psi(c, m))
+    np.testing.assert_allclose(grad(bound), grad(bound * (1 - 1e-5)), rtol=1e-3)
+
+
+@pytest.mark.parametrize("bound", [-1.0, 1.0])
+@pytest.mark.parametrize("name", _COSINE_LOSSES)
+def test_cosine_loss_gradients_at_the_bounds_are_the_one_sided_limits(name, bound):
+    if name.startswith("arcface") and (bound > 0 or name.endswith("none_exact")):
+        pytest.skip("cos(θ + m) moves like √(1 − cos² θ) at this bound")
+    d = _inputs()
+    rows = np.arange(B)
+
+    def target_gradient(c_y):
+        c = d["cos"].copy()
+        c[rows, d["y"]] = c_y
+        grads = _value_and_grads(name, c, d["z"], d["fn"], d["wn"], d["y"])[1]
+        return np.asarray(grads[0])[rows, d["y"]]
+
+    np.testing.assert_allclose(target_gradient(bound), target_gradient(bound * (1 - 1e-5)), rtol=2e-3, atol=1e-6)
+
+
+# At p_y = 1 (a logit margin of 40), (1 − p_y)^γ with γ < 1 has an infinite derivative; the
+# focal terms must still give the limit gradient 0, not NaN (issue 10, D3).
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda z, y, gamma: L.sce_loss(z, y, formulation="reference_code", focal_gamma=gamma),
+        lambda z, y, gamma: L.focal_loss(z, y, gamma),
+    ],
+    ids=["sce_reference_code", "focal"],
+)
+def test_focal_terms_have_finite_gradients_at_certainty(loss, gamma):
+    z = jnp.array([[40.0, 0.0, -3.0], [0.0, 1.0, 2.0]])
+    y = jnp.array([0, 1])
+    grads = jax.grad(lambda z: jnp.sum(loss(z, y, gamma)))(z)
+    assert np.all(np.isfinite(grads))
+    np.testing.assert_allclose(grads[0], 0.0, atol=1e-12)
+
+
+def test_mam_thesis_margin_depends_on_a_common_logit_shift():
+    """The audit's finding (docs/losses.md): M_U = mean(z) + M_c moves with the logits, so a
+    common shift changes the loss although its gradient has no component along the shift."""
+    d = _inputs()
+    z, y = d["z"] / 3, d["y"]
+    losses = [float(jnp.mean(L.mam_softmax_loss(z + shift, y))) for shift in (-20.0, 0.0, 20.0)]
+    assert losses[0] < 1e-3 < losses[1] < losses[2]
+    grads = jax.grad(lambda z: jnp.sum(L.mam_softmax_loss(z, y)))(z)
+    np.testing.assert_allclose(jnp.sum(grads, axis=-1), 0.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("statistics", ["batch", "sample"])
+def test_mam_centred_statistics_make_the_loss_shift_invariant(statistics):
+    d = _inputs()
+    z, y = d["z"], d["y"]
+    shifts = np.linspace(-20.0, 20.0, B, dtype=np.float32)[:, None]  # a different shift per row
+    kw = dict(statistics=statistics, centred=True)
+    np.testing.assert_allclose(L.mam_softmax_loss(z + shifts, y, **kw), L.mam_softmax_loss(z, y, **kw), rtol=2e-5, atol=2e-5)
+    config = _config("mam_softmax")
+    assert config.losses.mam_softmax.centred is False  # the thesis reading stays the default
+    config.losses.mam_softmax.centred = True
+    out = HeadOutput(logits=jnp.asarray(z + shifts))
+    np.testing.assert_allclose(L.make_objective(config).per_example(out, y, 0), L.mam_softmax_loss(z, y, centred=True), rtol=2e-5, atol=2e-5)
+
+
+def test_sce_proposed_term_is_at_most_one_over_c_ln10_of_ce():
+    """The audit's finding (docs/losses.md): with a = b = 0.5, L_SCE lies in [0.5, 0.531]·CE for
+    7 classes, since L_proposed ≤ (1 − p_y)³/(C ln 10)·CE."""
+    scales = np.repeat([0.3, 1.0, 3.0, 10.0], 1024)[:, None]
+    z = (np.random.default_rng(3).standard_normal((4096, C)) * scales).astype(np.float32)
+    y = np.arange(4096) % C
+    ce = np.asarray(L.softmax_cross_entropy(z, y))
+    confident = ce < 1e-3  # float32 ratios of two tiny losses are noise
+    ratio = np.asarray(L.sce_loss(z, y))[~confident] / ce[~confident]
+    assert np.all(ratio >= 0.5 - 1e-6) and np.all(ratio <= 0.5 * (1 + 1 / (C * np.log(10))) + 1e-6)
+    assert ratio.max() > 0.52  # the bound is nearly reached by confidently wrong rows

@@ -229,7 +229,7 @@ def test_angle_sweep_through_heads(name, step):
 
     from ferjax.heads import HEADS
 
-    config = ml_collections.ConfigDict({"loss": name, "losses": L.default_config()})
+    config = ml_collections.ConfigDict({"loss": name, "losses": L.LOSSES.default_config()})
     objective = L.make_objective(config)
     angles = np.deg2rad(np.arange(180.0))
     x = (_X_NORM * np.stack([np.cos(angles), np.sin(angles)], -1)).astype(np.float32)

@@ -23,7 +23,7 @@ def test_steps_to_accuracy_reads_the_first_train_event_over_the_threshold(tmp_pa
 
 def test_settings_use_the_seeds_learning_rates():
     base = ml_collections.ConfigDict(
-        dict(optimizer="adam", learning_rate=0.5, weight_decay=0.0, optimizers=optim.default_config())
+        dict(optimizer="adam", learning_rate=0.5, weight_decay=0.0, optimizers=optim.OPTIMIZERS.default_config())
     )
     rates = {name: setting_config(base, name, 1e-4).learning_rate for name in SETTINGS}
     assert rates == {

@@ -21,7 +21,7 @@ def make_config(optimizer="armin_adam", lr=1e-3, weight_decay=0.0, num_epochs=4,
             weight_decay=weight_decay,
             num_epochs=num_epochs,
             schedule=optim.default_schedule_config(),
-            optimizers=optim.default_config(),
+            optimizers=optim.OPTIMIZERS.default_config(),
         )
     )
     config.schedule.update(schedule)
@@ -45,7 +45,7 @@ def trainer_steps(tx, params, grads_fn, losses):
 
 def test_all_config_names_are_registered():
     assert set(NAMES) <= set(optim.OPTIMIZERS.names())
-    assert set(NAMES) <= set(optim.default_config().keys())
+    assert set(NAMES) <= set(optim.OPTIMIZERS.default_config().keys())
 
 
 @pytest.mark.parametrize("name", NAMES)

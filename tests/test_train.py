@@ -6,10 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from configs import default
-from ferjax import train
+from ferjax import parallel, run, train
+from ferjax.config import get_config
 from ferjax.errors import TrainingDiverged
-from ferjax.checkpoint import Checkpoints
 from tests import toy_data
 
 
@@ -19,7 +18,7 @@ def _toy():
 
 
 def toy_config(**overrides):
-    c = default.get_config()
+    c = get_config()
     c.dataset = toy_data.NAME
     c.image_size = 16
     c.channels = 1
@@ -47,10 +46,7 @@ def events(workdir):
 
 
 def params_of(workdir, step=None):
-    ckpt = Checkpoints(workdir, keep=2)
-    state = ckpt.restore_arrays(step)
-    ckpt.close()
-    return state["params"]
+    return run.load_run(workdir, "latest" if step is None else step).variables["params"]
 
 
 def test_run_writes_every_output(tmp_path):
@@ -86,9 +82,12 @@ def assert_params_close(workdir_a, workdir_b, atol):
     )
 
 
+def one_device_mesh():
+    return parallel.make_mesh(jax.devices()[:1])
+
+
 def test_one_and_eight_devices_agree(tmp_path, eight_device_run):
-    with _one_device():
-        report1 = train.train_and_evaluate(sgd_config(), tmp_path)
+    report1 = train.train_and_evaluate(sgd_config(), tmp_path, mesh=one_device_mesh())
     assert report1["devices"] == 1
     loss1 = [e["loss"] for e in events(tmp_path) if e["split"] == "train"]
     loss8 = [e["loss"] for e in events(eight_device_run) if e["split"] == "train"]
@@ -98,21 +97,9 @@ def test_one_and_eight_devices_agree(tmp_path, eight_device_run):
 
 def test_checkpoint_from_eight_devices_resumes_on_one(tmp_path, eight_device_run):
     train.train_and_evaluate(sgd_config(max_steps=3), tmp_path)  # 8 devices, stopped after 3 steps
-    with _one_device():
-        report = train.train_and_evaluate(sgd_config(), tmp_path)
+    report = train.train_and_evaluate(sgd_config(), tmp_path, mesh=one_device_mesh())
     assert report["devices"] == 1 and report["steps"] == 6
     assert_params_close(tmp_path, eight_device_run, atol=1e-5)
-
-
-class _one_device:
-    """Make ferjax.parallel.make_mesh use only the first device."""
-
-    def __enter__(self):
-        self._original = train.parallel.make_mesh
-        train.parallel.make_mesh = lambda devices=None: self._original(jax.devices()[:1])
-
-    def __exit__(self, *exc):
-        train.parallel.make_mesh = self._original
 
 
 def test_interrupted_run_resumes_exactly(tmp_path):

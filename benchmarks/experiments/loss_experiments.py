@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # configs/ import `configs.default`
+from absl import app, flags
+from ml_collections import config_flags
 
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-import ferjax.losses as L  # noqa: E402
-from ferjax.errors import TrainingDiverged  # noqa: E402
+import ferjax.losses as L
+from ferjax.errors import TrainingDiverged
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Base training config.", lock_config=True)

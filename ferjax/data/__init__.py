@@ -1,9 +1,16 @@
-"""Dataset registry and the split container the trainer consumes.
+"""The data layer: dataset registry, split sources and the input pipeline (SPEC §2–3).
+
+``ferjax.data`` holds what every dataset shares: the registry :data:`DATASETS` and the split
+container :class:`DatasetSplits` the trainer consumes, the random-access split sources
+(:mod:`~ferjax.data.sources`), the prepared-copy cache (:mod:`~ferjax.data.tfds_cache`), image
+decoding, preprocessing and augmentation, and the Grain pipeline (:mod:`~ferjax.data.pipeline`).
+The datasets themselves (readers and TFDS builders for FER-2013, RAF-DB, CK+, CIFAR-10, the demo
+set) live in :mod:`ferjax.datasets`; importing ``ferjax.data`` registers them all.
 
 A registered dataset factory takes the run's config and returns :class:`DatasetSplits`.
 Each split is a random-access source: ``len(src)`` and ``src[i] -> {"image": uint8 (H, W, C),
-"label": int}`` (a ``tfds.data_source`` or an in-memory array source). Dataset options live
-in ``config.datasets.<name>`` (defaults from :func:`default_config`).
+"label": int}``. Dataset options live in ``config.datasets.<name>``, declared when registering:
+``@DATASETS.register(name, **defaults)``.
 """
 
 from __future__ import annotations
@@ -32,16 +39,13 @@ class DatasetSplits:
 
 DATASETS: Registry[Callable[[ml_collections.ConfigDict], DatasetSplits]] = Registry("dataset")
 
-_DEFAULTS: dict[str, dict] = {}
-
-
-def register_defaults(name: str, **options) -> None:
-    _DEFAULTS[name] = options
-
-
-def default_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({name: dict(o) for name, o in _DEFAULTS.items()})
-
-
 def load_dataset(config: ml_collections.ConfigDict) -> DatasetSplits:
     return DATASETS.get(config.dataset)(config)
+
+
+# Importing the dataset modules registers them (they import this package's names above).
+from ferjax.datasets import cifar10 as _cifar10  # noqa: E402,F401
+from ferjax.datasets import ckplus as _ckplus  # noqa: E402,F401
+from ferjax.datasets import demo as _demo  # noqa: E402,F401
+from ferjax.datasets import fer2013 as _fer2013  # noqa: E402,F401
+from ferjax.datasets import rafdb as _rafdb  # noqa: E402,F401

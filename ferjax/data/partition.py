@@ -4,14 +4,18 @@
   subject lands in the same fold. Subjects are taken by decreasing image count (ties:
   smaller subject id first) and each goes to the fold holding the fewest images so far
   (ties: lower fold index), which balances fold sizes. Depends only on the subject ids.
-* :func:`stratified_holdout` — a fixed fraction of each class held out (RAF-DB and
-  CIFAR-10 validation), chosen by a seeded permutation within each class.
+* :func:`stratified_holdout` — a fixed fraction of each class held out, chosen by a seeded
+  permutation within each class; :func:`hold_out` applies it to a split that lacks an
+  official validation split (RAF-DB; FER-2013 without PublicTest).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from ferjax.data.sources import SubsetSource, labels_of
 from ferjax.errors import ConfigError
 
 
@@ -41,3 +45,17 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int = 0) -> tu
     held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
     kept = np.setdiff1d(np.arange(len(labels)), held_out)
     return kept, held_out
+
+
+def hold_out(train: Any, fraction: float) -> tuple[Any, Any | None, str]:
+    """(train, validation, note): a stratified ``fraction`` of ``train`` (seed 0) becomes validation.
+
+    With nothing held out (``fraction`` 0, or too few images) train is returned whole and
+    validation is None. The note says which, for the run's notes.
+    """
+    kept, held = stratified_holdout(labels_of(train), fraction)
+    share = f"{fraction:.0%} of each class"
+    if not len(held):
+        return train, None, f"no images held out as validation ({share}): model selection uses the last epoch"
+    note = f"{len(held)} train images ({share}, fixed seed) held out for model selection as validation; train uses the rest"
+    return SubsetSource(train, kept), SubsetSource(train, held), note

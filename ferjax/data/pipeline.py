@@ -10,8 +10,8 @@ Training (:func:`train_batches`) is a ``grain.MapDataset`` addressed by step ind
 Batch ``k`` is a pure function of (source, config, k), so resuming at ``start_step=k``
 yields exactly the batches an uninterrupted run would have seen from step k on, and a
 global batch holds the same examples, augmented the same way, whatever the process count.
-Evaluation (:func:`eval_batches`) reads a split in order, pads the last batch and marks
-real examples with ``mask``. Everything runs in the main process (48×48 images are cheap).
+Evaluation (:func:`eval_batches`) reads a split in order as prepared uint8 images, pads the
+last batch and marks real examples with ``mask``. Everything runs in the main process (48×48 images are cheap).
 """
 
 from __future__ import annotations
@@ -53,10 +53,7 @@ class _Preprocess(grain.transforms.Map):
         self.size, self.channels = size, channels
 
     def map(self, example: dict) -> dict:
-        image = np.asarray(example["image"])
-        if image.ndim == 2:
-            image = image[..., None]
-        image = preprocess.resize(preprocess.convert_channels(image, self.channels), self.size)
+        image = preprocess.prepare(example["image"], self.size, self.channels)
         return {"image": image, "label": np.int32(example["label"])}
 
 
@@ -107,10 +104,13 @@ def train_batches(source: Any, config: ml_collections.ConfigDict, *, start_step:
 
 
 def eval_batches(source: Any, config: ml_collections.ConfigDict) -> Iterator[dict]:
-    """The whole split in order: ``{"image", "label", "mask": bool (B,)}``, last batch padded.
+    """The whole split in order: ``{"image", "label", "index", "mask": bool (B,)}``, last batch padded.
 
+    ``image`` is uint8 ``(B, S, S, C)`` (prepared, not yet normalised: evaluation views such
+    as test-time augmentation start from it), ``index`` the examples' positions in the split.
     Batches hold config.eval_batch_size examples globally (this process's share locally);
-    padding has ``mask=False``, label 0 and zero images. Every process yields the same count.
+    padding has ``mask=False``, label 0, index 0 and zero images. Every process yields the
+    same count.
     """
     global_batch = config.eval_batch_size
     per_process = local_batch_size(global_batch, "eval_batch_size")
@@ -120,13 +120,13 @@ def eval_batches(source: Any, config: ml_collections.ConfigDict) -> Iterator[dic
     for start in range(0, n, global_batch):
         positions = np.arange(start + jax.process_index(), start + global_batch, jax.process_count())
         real = positions[positions < n].tolist()
-        images = np.zeros((per_process, size, size, channels), np.float32)
+        images = np.zeros((per_process, size, size, channels), np.uint8)
         labels = np.zeros(per_process, np.int32)
+        index = np.zeros(per_process, np.int64)
         for row, example in enumerate(_read(source, real)):
             example = prepare.map(example)
-            images[row] = preprocess.normalize(example["image"])
-            labels[row] = example["label"]
-        yield {"image": images, "label": labels, "mask": np.arange(per_process) < len(real)}
+            images[row], labels[row], index[row] = example["image"], example["label"], real[row]
+        yield {"image": images, "label": labels, "index": index, "mask": np.arange(per_process) < len(real)}
 
 
 def _read(source: Any, indices: list[int]) -> list[dict]:

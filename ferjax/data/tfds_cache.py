@@ -10,24 +10,38 @@ builder as ``array_record`` under ``<cache>/<builder>/<layout>-<fingerprint>/<ve
 unless that exists, and opens every split with ``as_data_source``. A changed raw file
 (size or mtime) or option gives a new fingerprint, hence a fresh preparation.
 
-Atomicity: TFDS writes into a ``<version>.incomplete*`` folder and renames it only after
-every split was written (``tfds.core.utils.incomplete_dir``); on any error that folder is
-deleted, so a failed preparation leaves no dataset behind (tests check this).
+Atomicity: TFDS writes into an ``incomplete.<random>_<version>`` folder and renames it
+only after every split was written (``tfds.core.utils.incomplete_dir``); on any error that
+folder is deleted, so a failed preparation leaves no dataset behind (tests check this).
+
+Concurrency and killed runs: a preparation holds an exclusive ``flock`` on
+``<cache>/<builder>/.prepare.lock`` (a second process waits, then finds the copy ready).
+The kernel drops the lock when its holder dies, even by ``kill -9``, so an ``incomplete.*``
+folder found while holding the lock is abandoned; those are deleted and a warning says so.
+
+Errors writing the cache (read-only or full folder, SPEC §9) become one-line ``DataError``s
+naming the cache folder and the cause; nothing half-written is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
+import os
+import shutil
 from pathlib import Path
-from typing import Callable, ClassVar, Iterable
+from typing import Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
+from tensorflow_datasets.core.constants import INCOMPLETE_PREFIX
 
 from ferjax.data.badfiles import BadFiles
 from ferjax.data.sources import RecordSource
+from ferjax.errors import DataError
 
 Examples = Iterable[tuple[str, dict]]
 
@@ -103,22 +117,76 @@ class Prepared:
 def load(builder_cls: type[PlannedBuilder], plan: Plan, bad_files: BadFiles, cache_dir: Path) -> Prepared:
     """Prepare ``plan`` with ``builder_cls`` into ``cache_dir`` (once) and open its splits."""
     config = tfds.core.BuilderConfig(name=f"{plan.layout}-{plan.fingerprint}")
-    builder = builder_cls(
-        plan=plan, bad_files=bad_files, config=config, data_dir=str(cache_dir), file_format="array_record"
-    )
+
+    def make() -> PlannedBuilder:
+        return builder_cls(plan=plan, bad_files=bad_files, config=config, data_dir=str(cache_dir), file_format="array_record")
+
+    builder = make()
     if not builder.is_prepared():
-        logging.info("Preparing %s (%s layout) into %s", builder.name, plan.layout, builder.data_path)
-        try:
-            builder.download_and_prepare(download_dir=str(cache_dir / "downloads"))
-        except OSError:
-            if not builder.is_prepared():  # not another process that finished first
-                raise
-        builder = builder_cls(
-            plan=plan, bad_files=bad_files, config=config, data_dir=str(cache_dir), file_format="array_record"
-        )
+        with _cache_errors(cache_dir), _exclusive(cache_dir / builder.name):
+            if not builder.is_prepared():  # not prepared by a process we waited for
+                _remove_stale(cache_dir / builder.name)
+                logging.info("Preparing %s (%s layout) into %s", builder.name, plan.layout, builder.data_path)
+                builder.download_and_prepare(download_dir=str(cache_dir / "downloads"))
+        builder = make()
     sources = builder.as_data_source()
     return Prepared(
         splits={str(split): RecordSource(source) for split, source in sources.items()},
         skipped_bad_files=int(builder.info.metadata.get("skipped_bad_files", 0)),
         path=Path(str(builder.data_path)),
     )
+
+
+@contextlib.contextmanager
+def _exclusive(builder_dir: Path) -> Iterator[None]:
+    """Hold the builder's preparation lock (waiting for another process that holds it)."""
+    builder_dir.mkdir(parents=True, exist_ok=True)
+    lock = os.open(builder_dir / ".prepare.lock", os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.warning("Waiting for another process that is preparing %s", builder_dir)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _remove_stale(builder_dir: Path) -> None:
+    """Delete the ``incomplete.*`` folders of killed preparations; call it holding the lock."""
+    stale = sorted(builder_dir.glob(f"*/{INCOMPLETE_PREFIX}*"))
+    for path in stale:
+        shutil.rmtree(path)
+    if stale:
+        logging.warning(
+            "Removed %d incomplete folder(s) left by an interrupted preparation: %s", len(stale), ", ".join(map(str, stale))
+        )
+
+
+@contextlib.contextmanager
+def _cache_errors(cache_dir: Path) -> Iterator[None]:
+    """Turn a failure to write ``cache_dir`` into a one-line DataError; other errors pass."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        cause = _cache_failure(err, cache_dir)
+        if cause is None:
+            raise
+        raise DataError(
+            f"cannot write the prepared dataset to the cache folder {cache_dir}: {cause} (nothing was kept; free "
+            "space there or set $FERJAX_CACHE_DIR or the dataset's cache_dir option to a writable folder)"
+        ) from err
+
+
+def _cache_failure(err: BaseException, cache_dir: Path) -> str | None:
+    """Why writing the cache failed, or None when ``err`` is not about the cache (e.g. a raw file)."""
+    cause: BaseException | None = err
+    while cause is not None:  # TFDS re-raises with a prefix: the errno is on an inner exception
+        if isinstance(cause, OSError) and cause.errno is not None:
+            outside = cause.filename is not None and not Path(cause.filename).absolute().is_relative_to(cache_dir.absolute())
+            return None if outside else cause.strerror
+        cause = cause.__cause__
+    text = " ".join(str(err).split())
+    # array_record's writer raises RuntimeError("... write() failed: No space left on device; writing <file> ...")
+    return text if isinstance(err, OSError) or str(cache_dir) in text else None

@@ -1,11 +1,7 @@
-"""Dataset builders (TFDS without TensorFlow) and the in-memory demo set (SPEC §2–3)."""
+"""The datasets: one module per dataset that finds its files, reads them (through a TFDS
+builder without TensorFlow where files are decoded, SPEC §2) and registers a loader in
+:data:`ferjax.data.DATASETS` with its ``config.datasets.<name>`` defaults (SPEC §3).
 
-import importlib
-
-_MODULES = ("demo", "fer2013", "ckplus", "rafdb", "cifar10")
-
-
-def register_all() -> None:
-    """Import every dataset module so that it registers itself in ferjax.data.DATASETS."""
-    for name in _MODULES:
-        importlib.import_module(f"ferjax.datasets.{name}")
+Shared machinery (split sources, the prepared-copy cache, decoding, augmentation, the input
+pipeline) lives in :mod:`ferjax.data`, whose import registers every module here.
+"""

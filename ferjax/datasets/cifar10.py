@@ -20,9 +20,6 @@ from ferjax.errors import ConfigError, DataError
 
 _TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 
-data.register_defaults("cifar10", validation_size=5000)
-
-
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
@@ -44,7 +41,8 @@ def read_batches(folder: Path, names: tuple[str, ...]) -> ArraySource:
     return ArraySource(np.concatenate(images), np.concatenate(labels))
 
 
-@data.DATASETS.register("cifar10")
+@data.DATASETS.register("cifar10", validation_size=5000)
+@paths.reports_unreadable_files
 def load(config) -> data.DatasetSplits:
     root = paths.data_root(config)
     folder = paths.first_existing(root / "cifar10" / "cifar-10-batches-py", root / "cifar-10-batches-py")

@@ -36,19 +36,6 @@ EMOTIONS = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surpris
 _FILE = re.compile(r"^S(\d+)_(\d+)_(\d+)\.\w+$")
 _LAST_FRAMES = 3
 
-data.register_defaults(
-    "ckplus",
-    layout="auto",
-    fold=0,
-    num_folds=10,
-    validation_fold=True,
-    include_neutral=False,
-    frame_size=96,
-    skip_bad_files=False,
-    cache_dir="",
-)
-
-
 class CKPlusBuilder(tfds_cache.PlannedBuilder):
     """CK+ frames with subject, sequence and frame numbers (for subject-independent folds)."""
 
@@ -174,7 +161,18 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
     return preprocess.resize(image[top : top + side, left : left + side], size)
 
 
-@data.DATASETS.register("ckplus")
+@data.DATASETS.register(
+    "ckplus",
+    layout="auto",
+    fold=0,
+    num_folds=10,
+    validation_fold=True,
+    include_neutral=False,
+    frame_size=96,
+    skip_bad_files=False,
+    cache_dir="",
+)
+@paths.reports_unreadable_files
 def load(config) -> data.DatasetSplits:
     options = config.datasets.ckplus
     k, fold = int(options.num_folds), int(options.fold)

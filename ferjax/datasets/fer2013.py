@@ -12,6 +12,9 @@ Accepted layouts under ``<data_dir>/fer2013/`` (``config.datasets.fer2013.layout
   must start with ``PublicTest_`` (validation) or ``PrivateTest_`` (test).
 
 A split with no examples (e.g. a copy without PrivateTest) is absent, and a note says so.
+Without PublicTest (e.g. no ``test/`` folder), a stratified 10% of train is held out as
+validation (:func:`ferjax.data.partition.hold_out`) so that model selection and a report
+remain possible.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ferjax import data
-from ferjax.data import images, paths, tfds_cache
+from ferjax.data import images, partition, paths, tfds_cache
 from ferjax.data.badfiles import BadFiles
 from ferjax.errors import ConfigError, DataError
 
@@ -31,9 +34,7 @@ _USAGE = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"
 _TEST_PREFIXES = {"PublicTest_": "validation", "PrivateTest_": "test"}
 _SIDE = 48
 _SHAPE = (_SIDE, _SIDE, 1)
-
-data.register_defaults("fer2013", layout="auto", skip_bad_files=False, cache_dir="")
-
+_HOLDOUT_FRACTION = 0.1  # of each class of train, as validation when PublicTest is absent
 
 class Fer2013Builder(tfds_cache.PlannedBuilder):
     """FER-2013 (ICML 2013 challenge), 48x48 gray; labels 0 angry .. 6 neutral."""
@@ -78,7 +79,7 @@ def _emit(examples: list[tuple[str, np.ndarray, int]]) -> tfds_cache.Examples:
 def read_csv(path: Path, bad: BadFiles) -> dict[str, list[tuple[str, np.ndarray, int]]]:
     """Parse ``fer2013.csv`` into (key, image, label) per split; bad rows go to ``bad``."""
     splits: dict[str, list] = {}
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel writes a byte-order mark
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if not {"emotion", "pixels", "Usage"} <= set(header):
@@ -109,8 +110,11 @@ def _parse_row(row: list[str], column: dict[str, int]) -> tuple[str, np.ndarray,
         pixels = np.fromstring(row[column["pixels"]], dtype=np.int64, sep=" ")
     except ValueError:
         return "pixels must be space-separated integers"
-    if pixels.size != _SIDE * _SIDE or pixels.min() < 0 or pixels.max() > 255:
-        return f"pixels must be {_SIDE * _SIDE} integers in 0..255, got {pixels.size} values"
+    if pixels.size != _SIDE * _SIDE:
+        return f"pixels must be {_SIDE * _SIDE} integers, got {pixels.size}"
+    outside = np.flatnonzero((pixels < 0) | (pixels > 255))
+    if outside.size:
+        return f"pixel {outside[0] + 1} is {pixels[outside[0]]}, outside 0..255"
     return _USAGE[usage], pixels.astype(np.uint8).reshape(_SIDE, _SIDE, 1), int(emotion)
 
 
@@ -165,7 +169,8 @@ def _decode(items: list[tuple[Path, int]], bad: BadFiles) -> tfds_cache.Examples
         yield f"{path.parent.name}/{path.name}", {"image": image, "label": label}
 
 
-@data.DATASETS.register("fer2013")
+@data.DATASETS.register("fer2013", layout="auto", skip_bad_files=False, cache_dir="")
+@paths.reports_unreadable_files
 def load(config) -> data.DatasetSplits:
     options = config.datasets.fer2013
     root = paths.data_root(config)
@@ -177,17 +182,15 @@ def load(config) -> data.DatasetSplits:
     if "train" not in splits:
         raise DataError(f"{path}: no training examples (Usage Training / train/ folder) found")
     notes = [f"read from {path} ({layout} layout); prepared copy in {prepared.path}"]
-    if "validation" not in splits:
-        notes.append("no validation split (PublicTest) present: model selection uses the last epoch")
+    train, validation = splits["train"], splits.get("validation")
+    if validation is None:
+        train, validation, held_out = partition.hold_out(train, _HOLDOUT_FRACTION)
+        notes.append(f"no PublicTest split: {held_out}")
     if "test" not in splits:
-        notes.append("no test split (PrivateTest) present: reporting on train and validation only")
+        absent = "PrivateTest" if "validation" in splits else "PublicTest/PrivateTest"
+        notes.append(f"no test split ({absent} absent)")
     if prepared.skipped_bad_files:
         notes.append(f"skipped {prepared.skipped_bad_files} bad files/rows when preparing (skip_bad_files=True)")
     return data.DatasetSplits(
-        name="fer2013",
-        class_names=CLASS_NAMES,
-        train=splits["train"],
-        validation=splits.get("validation"),
-        test=splits.get("test"),
-        notes=notes,
+        name="fer2013", class_names=CLASS_NAMES, train=train, validation=validation, test=splits.get("test"), notes=notes
     )

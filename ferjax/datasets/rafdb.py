@@ -31,9 +31,6 @@ _INSTRUCTIONS = (
     "(http://www.whdeng.cn/RAF/model1.html)"
 )
 
-data.register_defaults("rafdb", layout="auto", validation_fraction=0.1, skip_bad_files=False, cache_dir="")
-
-
 class RafdbBuilder(tfds_cache.PlannedBuilder):
     """RAF-DB basic emotion subset, aligned 100x100 RGB; labels 0 surprise .. 6 neutral."""
 
@@ -125,7 +122,8 @@ def _decode(items: list[tuple[Path, int]], bad: BadFiles) -> tfds_cache.Examples
         yield path.name, {"image": image, "label": label}
 
 
-@data.DATASETS.register("rafdb")
+@data.DATASETS.register("rafdb", layout="auto", validation_fraction=0.1, skip_bad_files=False, cache_dir="")
+@paths.reports_unreadable_files
 def load(config) -> data.DatasetSplits:
     options = config.datasets.rafdb
     root = paths.data_root(config)
@@ -134,16 +132,8 @@ def load(config) -> data.DatasetSplits:
     prepared = tfds_cache.load(RafdbBuilder, plan(layout, path, options.skip_bad_files), bad, paths.cache_root(options.cache_dir))
     if "train" not in prepared.splits:
         raise DataError(f"{path}: no training images found; " + _INSTRUCTIONS.format(root=root))
-    train = prepared.splits["train"]
-    kept, held_out = partition.stratified_holdout(train.labels, float(options.validation_fraction))
-    notes = [f"read from {path} ({layout} layout); prepared copy in {prepared.path}"]
-    if len(held_out):
-        notes.append(
-            f"no official validation split: {len(held_out)} train images ({options.validation_fraction:.0%} of each "
-            "class, fixed seed) held out for model selection; train uses the rest"
-        )
-    else:
-        notes.append("no validation split (validation_fraction=0): model selection uses the last epoch")
+    train, validation, held_out = partition.hold_out(prepared.splits["train"], float(options.validation_fraction))
+    notes = [f"read from {path} ({layout} layout); prepared copy in {prepared.path}", f"no official validation split: {held_out}"]
     if "test" not in prepared.splits:
         notes.append("no test split present: reporting on train and validation only")
     if prepared.skipped_bad_files:
@@ -151,8 +141,8 @@ def load(config) -> data.DatasetSplits:
     return data.DatasetSplits(
         name="rafdb",
         class_names=CLASS_NAMES,
-        train=SubsetSource(train, kept) if len(held_out) else train,
-        validation=SubsetSource(train, held_out) if len(held_out) else None,
+        train=train,
+        validation=validation,
         test=prepared.splits.get("test"),
         notes=notes,
     )

@@ -63,7 +63,11 @@ def dam_softmax_loss(
 def arcface_cosine(cosine: jax.Array, m: float, theta_overflow: str = "linear") -> jax.Array:
     """cos(θ + m) = cos θ cos m − sin θ sin m, with the θ + m > π region handled by ``theta_overflow``:
     ``none``: plain cos(θ + m) (not monotonic past θ = π − m); ``linear`` (insightface):
-    cos θ − m·sin m there, continuous and monotonic; ``easy``: margin only where cos θ > 0."""
+    cos θ − m·sin m there, monotonic but not continuous (it drops by cos m + m·sin m − 1 at
+    θ = π − m); ``easy``: margin only where cos θ > 0 (it rises by sin m at θ = π/2).
+
+    At cos θ = ±1 the derivative of sin θ (infinite in the limit) is taken as 0, so the
+    gradient stays finite: d/dc cos(θ + m) = cos m there (docs/losses.md "Numerics")."""
     check_choice("theta_overflow", theta_overflow, THETA_OVERFLOW)
     c = clip_cosine(cosine)
     shifted = c * math.cos(m) - sine_from_cosine(c) * math.sin(m)
@@ -91,53 +95,8 @@ def arcface_loss(
     return cross_entropy(s * replace_target(c, mask, target), mask)
 
 
-losses.register_defaults("soft_margin", m=1.0)
-losses.register_defaults("amsoftmax", s=30.0, m=0.35)
-losses.register_defaults("arcface", s=64.0, m=0.5, theta_overflow="linear", grad_mode="exact")
-losses.register_defaults("dam_softmax", s=30.0, m=0.2, lam=2.0)
-losses.register_defaults("dams", s=30.0, m=0.2)
-
-
-def _cosine_objective(hp, loss_fn) -> losses.Objective:
-    def per_example(out, labels, step):
-        del step
-        return loss_fn(out.cosine, labels)
-
-    return losses.Objective(head="cosine", per_example=per_example, head_kwargs={"scale": hp.s})
-
-
-@losses.LOSSES.register("soft_margin")
-def _soft_margin_objective(config) -> losses.Objective:
-    hp = config.losses.soft_margin
-
-    def per_example(out, labels, step):
-        del step
-        return soft_margin_loss(out.logits, labels, hp.m)
-
-    return losses.Objective(head="linear", per_example=per_example)
-
-
-@losses.LOSSES.register("amsoftmax", "cosface", "lmcl")
-def _amsoftmax_objective(config) -> losses.Objective:
-    hp = config.losses.amsoftmax  # the aliases share these hyperparameters
-    return _cosine_objective(hp, lambda c, y: amsoftmax_loss(c, y, hp.s, hp.m))
-
-
-@losses.LOSSES.register("arcface")
-def _arcface_objective(config) -> losses.Objective:
-    hp = config.losses.arcface
-    check_choice("theta_overflow", hp.theta_overflow, THETA_OVERFLOW)
-    check_choice("grad_mode", hp.grad_mode, GRAD_MODES)
-    return _cosine_objective(hp, lambda c, y: arcface_loss(c, y, hp.s, hp.m, hp.theta_overflow, hp.grad_mode))
-
-
-@losses.LOSSES.register("dam_softmax")
-def _dam_softmax_objective(config) -> losses.Objective:
-    hp = config.losses.dam_softmax
-    return _cosine_objective(hp, lambda c, y: dam_softmax_loss(c, y, hp.s, hp.m, hp.lam))
-
-
-@losses.LOSSES.register("dams")
-def _dams_objective(config) -> losses.Objective:
-    hp = config.losses.dams
-    return _cosine_objective(hp, lambda c, y: dams_loss(c, y, hp.s, hp.m))
+losses.register("soft_margin", soft_margin_loss, head="linear")
+losses.register("amsoftmax", amsoftmax_loss, head="cosine", aliases=("cosface", "lmcl"))
+losses.register("arcface", arcface_loss, head="cosine")
+losses.register("dam_softmax", dam_softmax_loss, head="cosine")
+losses.register("dams", dams_loss, head="cosine")

@@ -4,12 +4,13 @@ Seed 001 eq. 8–11 and SPEC §4: the target logit ‖W_y‖‖x‖cos θ_y beco
 the monotonic ψ(θ) = (−1)^k cos(mθ) − 2k, k = ⌊mθ/π⌋, for an integer margin m. A-Softmax
 additionally fixes ‖W_j‖ = 1 and b = 0 (eq. 9–10). cos(mθ) is the Chebyshev polynomial
 T_m(cos θ) and k is found by comparing cos θ with cos(jπ/m), so no arccos is needed and the
-gradient is finite at cos θ = ±1. Training is eased in with λ annealing: the target logit
+gradient is finite at cos θ = ±1 (and equal to its one-sided limit there). Training is eased in with λ annealing: the target logit
 is ‖W_y‖‖x‖(λ cos θ_y + ψ(θ_y)) / (1 + λ), λ = max(λ_min, base·(1 + γ·step)^(−power)).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -38,13 +39,18 @@ def _check_margin(m) -> int:
 
 
 def psi(cosine: jax.Array, m: int) -> jax.Array:
-    """ψ(θ) = (−1)^k cos(mθ) − 2k, k = ⌊mθ/π⌋, as a function of cos θ (monotonic decreasing in θ)."""
+    """ψ(θ) = (−1)^k cos(mθ) − 2k, k = ⌊mθ/π⌋, as a function of cos θ (monotonic decreasing in θ).
+
+    k counts the thresholds cos(jπ/m), j = 1 … m − 1, that cos θ is at or below, so θ = π
+    (cos θ = −1, where ⌊mθ/π⌋ = m) takes the k = m − 1 piece: the same value, 1 − 2m, and the
+    gradient of the limit from inside [0, π) (counting j = m gave it the wrong sign).
+    """
     m = _check_margin(m)
     c = clip_cosine(cosine)
     t_prev, t_m = jnp.ones_like(c), c  # Chebyshev T_0, T_1
     for _ in range(m - 1):
         t_prev, t_m = t_m, 2.0 * c * t_m - t_prev
-    k = sum((c <= math.cos(j * math.pi / m)).astype(jnp.float32) for j in range(1, m + 1))
+    k = sum((c <= math.cos(j * math.pi / m)).astype(jnp.float32) for j in range(1, m))
     sign = 1.0 - 2.0 * jnp.mod(k, 2.0)
     return sign * t_m - 2.0 * k
 
@@ -88,28 +94,24 @@ def asoftmax_loss(
     return lsoftmax_loss(cosine, feature_norm, None, labels, m, lam, grad_mode)
 
 
-_ANNEALED = dict(m=4, base=1000.0, gamma=0.12, power=1.0, lambda_min=5.0, grad_mode="exact")
-losses.register_defaults("lsoftmax", **_ANNEALED)
-losses.register_defaults("asoftmax", **_ANNEALED)
+def _annealed_objective(config, *, name: str, normalize_weights: bool) -> losses.Objective:
+    """L-/A-Softmax on the ``angular`` head with λ annealed over the training step."""
+    hp = config.losses[name]
+
+    def per_example(out, labels, step):
+        lam = annealed_lambda(step, hp.base, hp.gamma, hp.power, hp.lambda_min)
+        weight_norm = None if normalize_weights else out.weight_norm
+        return lsoftmax_loss(out.cosine, out.feature_norm, weight_norm, labels, hp.m, lam, hp.grad_mode)
+
+    return losses.Objective(head="angular", per_example=per_example, head_kwargs={"normalize_weights": normalize_weights})
 
 
-def _objective(name: str, normalize_weights: bool):
-    def factory(config) -> losses.Objective:
-        hp = config.losses[name]
-        _check_margin(hp.m)
-        check_choice("grad_mode", hp.grad_mode, GRAD_MODES)
-
-        def per_example(out, labels, step):
-            lam = annealed_lambda(step, hp.base, hp.gamma, hp.power, hp.lambda_min)
-            weight_norm = None if normalize_weights else out.weight_norm
-            return lsoftmax_loss(out.cosine, out.feature_norm, weight_norm, labels, hp.m, lam, hp.grad_mode)
-
-        return losses.Objective(
-            head="angular", per_example=per_example, head_kwargs={"normalize_weights": normalize_weights}
-        )
-
-    return factory
-
-
-losses.LOSSES.register("lsoftmax")(_objective("lsoftmax", normalize_weights=False))
-losses.LOSSES.register("asoftmax")(_objective("asoftmax", normalize_weights=True))
+# config.losses.<name>: lsoftmax_loss's margin and grad_mode, annealed_lambda's schedule.
+_ANNEALED = {
+    **{k: v for k, v in losses.keyword_defaults(lsoftmax_loss).items() if k != "lam"},
+    **losses.keyword_defaults(annealed_lambda),
+}
+for _name, _normalize in (("lsoftmax", False), ("asoftmax", True)):
+    losses.LOSSES.register(
+        _name, functools.partial(_annealed_objective, name=_name, normalize_weights=_normalize), **_ANNEALED
+    )

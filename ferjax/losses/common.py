@@ -2,8 +2,9 @@
 
 Every loss here is cross-entropy on modified logits z (seed 001 eq. 6): the target logit z_y
 is replaced by a margined value, the others are left as they are (or shifted, DAMS). All
-math is float32 whatever the input dtype; cosines are clipped to [−1, 1]; square roots
-only see clipped, strictly positive inputs (double ``where``) so no NaN gradient leaks.
+math is float32 whatever the input dtype; cosines are clipped to [−1, 1] with the one-sided
+gradient at the bounds; square roots and fractional powers only see strictly positive
+inputs (double ``where``) so no NaN gradient leaks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax.errors import ConfigError
+from ferjax.heads import clip_unit
 
 GRAD_MODES = ("exact", "detached")
 
@@ -28,7 +30,8 @@ def as_f32(x: jax.Array) -> jax.Array:
 
 
 def clip_cosine(cosine: jax.Array) -> jax.Array:
-    return jnp.clip(as_f32(cosine), -1.0, 1.0)
+    """float32 cosines clipped to [−1, 1], derivative 1 at the bounds (:func:`ferjax.heads.clip_unit`)."""
+    return clip_unit(as_f32(cosine))
 
 
 def one_hot(labels: jax.Array, num_classes: int) -> jax.Array:
@@ -56,6 +59,15 @@ def sine_from_cosine(cosine: jax.Array) -> jax.Array:
     sin_sq = (1.0 - cosine) * (1.0 + cosine)
     positive = sin_sq > 0.0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, sin_sq, 1.0)), 0.0)
+
+
+def focal_modulator(one_minus_p: jax.Array, gamma: float) -> jax.Array:
+    """(1 − p)^γ for 1 − p ≥ 0 and any γ ≥ 0, as exp(γ log(1 − p)) where 1 − p > 0. At p = 1 it
+    is 0^γ (0, or 1 when γ = 0) with a zero gradient: ``jnp.power`` would give an infinite
+    derivative there for γ < 1 and a NaN loss gradient (0·∞); the focal terms' true limit is 0."""
+    positive = one_minus_p > 0.0
+    safe_log = jnp.log(jnp.where(positive, one_minus_p, 1.0))
+    return jnp.where(positive, jnp.exp(gamma * safe_log), float(gamma == 0.0))
 
 
 def with_grad_mode(margined: jax.Array, plain: jax.Array, grad_mode: str) -> jax.Array:

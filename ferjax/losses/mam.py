@@ -4,6 +4,9 @@ Thesis formulation (SPEC §4), on the linear head's logits z (statistics held co
 the gradient):  M_v = max(z) + ε (eq. 23), M_c = clip(M_v, 0, 4) (eq. 24),
 M_U = mean(z) + M_c (eq. 25), loss = −log(e^{z_y − M_U} / (e^{z_y − M_U} + Σ_{j≠y} e^{z_j})) (eq. 26).
 ``statistics="batch"`` takes max/mean over the whole (global) batch, ``"sample"`` per row.
+M_U is not shift-invariant (docs/losses.md); ``centred=True`` takes the statistics of the
+row-centred logits z − mean_j z_j instead, which makes the thesis loss shift-invariant (ferjax
+option; the reference code's absolute 0.001 keeps it shift-dependent either way).
 
 ``formulation="reference_code"`` reproduces what the author's public code computes:
 m = max(z) + ε, a = log10 m, p_k = a·e^{z_k} / (S − e^{z_k} + a·e^{z_k} + 0.001) with S the
@@ -26,22 +29,26 @@ FORMULATIONS = ("thesis", "reference_code")
 REFERENCE_MIN_A = 1e-6
 
 
-def _max_and_mean(logits: jax.Array, statistics: str) -> tuple[jax.Array, jax.Array]:
-    """(B, 1) or scalar max and mean of the logits, with no gradient."""
+def _max_and_mean(logits: jax.Array, statistics: str, centred: bool) -> tuple[jax.Array, jax.Array]:
+    """(B, 1) or scalar max and mean of the (row-centred) logits, with no gradient."""
     axis, keepdims = (None, False) if statistics == "batch" else (-1, True)
     logits = jax.lax.stop_gradient(logits)
+    if centred:
+        logits = logits - jnp.mean(logits, axis=-1, keepdims=True)
     return jnp.max(logits, axis=axis, keepdims=keepdims), jnp.mean(logits, axis=axis, keepdims=keepdims)
 
 
-def mam_margin(logits: jax.Array, epsilon: float = 0.2, clip_max: float = 4.0, statistics: str = "batch") -> jax.Array:
+def mam_margin(
+    logits: jax.Array, epsilon: float = 0.2, clip_max: float = 4.0, statistics: str = "batch", centred: bool = False
+) -> jax.Array:
     """M_U = mean(z) + clip(max(z) + ε, 0, clip_max) (eq. 23–25); scalar or (B, 1)."""
     check_choice("statistics", statistics, STATISTICS)
-    z_max, z_mean = _max_and_mean(as_f32(logits), statistics)
+    z_max, z_mean = _max_and_mean(as_f32(logits), statistics, centred)
     return z_mean + jnp.clip(z_max + epsilon, 0.0, clip_max)
 
 
-def _reference_code_loss(logits, mask, epsilon, statistics):
-    z_max, _ = _max_and_mean(logits, statistics)
+def _reference_code_loss(logits, mask, epsilon, statistics, centred):
+    z_max, _ = _max_and_mean(logits, statistics, centred)
     a = jnp.maximum(jnp.log10(jnp.maximum(z_max + epsilon, 1.0)), REFERENCE_MIN_A)
     # Work with e^{z − r}, r ≥ every logit and ≥ log 0.001, so nothing overflows.
     r = jax.lax.stop_gradient(jnp.maximum(jnp.max(logits, axis=-1, keepdims=True), math.log(1e-3)))
@@ -58,6 +65,7 @@ def mam_softmax_loss(
     clip_max: float = 4.0,
     statistics: str = "batch",
     formulation: str = "thesis",
+    centred: bool = False,
 ) -> jax.Array:
     """Per-example MAM-SoftMax of integer ``labels`` under linear-head ``logits`` (float32 math)."""
     check_choice("statistics", statistics, STATISTICS)
@@ -65,21 +73,8 @@ def mam_softmax_loss(
     logits = as_f32(logits)
     mask = one_hot(labels, logits.shape[-1])
     if formulation == "reference_code":
-        return _reference_code_loss(logits, mask, epsilon, statistics)
-    return cross_entropy(logits - mam_margin(logits, epsilon, clip_max, statistics) * mask, mask)
+        return _reference_code_loss(logits, mask, epsilon, statistics, centred)
+    return cross_entropy(logits - mam_margin(logits, epsilon, clip_max, statistics, centred) * mask, mask)
 
 
-losses.register_defaults("mam_softmax", epsilon=0.2, clip_max=4.0, statistics="batch", formulation="thesis")
-
-
-@losses.LOSSES.register("mam_softmax")
-def _mam_softmax_objective(config) -> losses.Objective:
-    hp = config.losses.mam_softmax
-    check_choice("statistics", hp.statistics, STATISTICS)
-    check_choice("formulation", hp.formulation, FORMULATIONS)
-
-    def per_example(out, labels, step):
-        del step
-        return mam_softmax_loss(out.logits, labels, hp.epsilon, hp.clip_max, hp.statistics, hp.formulation)
-
-    return losses.Objective(head="linear", per_example=per_example)
+losses.register("mam_softmax", mam_softmax_loss, head="linear")

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from ferjax import losses
-from ferjax.losses.common import as_f32, check_choice, one_hot, target_of
+from ferjax.losses.common import as_f32, check_choice, focal_modulator, one_hot, target_of
 
 FORMULATIONS = ("thesis", "reference_code")
 
@@ -41,7 +41,7 @@ def sce_loss(
     one_minus_p_y = jnp.maximum(-jnp.expm1(log_p_y), 0.0)
     neg_log10_p_y = -log_p_y / math.log(10.0)
     if formulation == "reference_code":
-        proposed = focal_alpha * jnp.power(one_minus_p_y, focal_gamma) * neg_log10_p_y
+        proposed = focal_alpha * focal_modulator(one_minus_p_y, focal_gamma) * neg_log10_p_y
     else:
         p = jnp.exp(log_p)
         sq = jnp.sum(jnp.square(p * (1.0 - mask)), axis=-1)
@@ -52,16 +52,4 @@ def sce_loss(
     return -a * log_p_y + b * proposed
 
 
-losses.register_defaults("sce", a=0.5, b=0.5, formulation="thesis", focal_alpha=4.0, focal_gamma=2.0)
-
-
-@losses.LOSSES.register("sce")
-def _sce_objective(config) -> losses.Objective:
-    hp = config.losses.sce
-    check_choice("formulation", hp.formulation, FORMULATIONS)
-
-    def per_example(out, labels, step):
-        del step
-        return sce_loss(out.logits, labels, hp.a, hp.b, hp.formulation, hp.focal_alpha, hp.focal_gamma)
-
-    return losses.Objective(head="linear", per_example=per_example)
+losses.register("sce", sce_loss, head="linear")

@@ -17,15 +17,4 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing:
     return optax.softmax_cross_entropy(logits, targets)
 
 
-losses.register_defaults("softmax", label_smoothing=0.0)
-
-
-@losses.LOSSES.register("softmax")
-def _softmax_objective(config) -> losses.Objective:
-    hp = config.losses.softmax
-
-    def per_example(out, labels, step):
-        del step
-        return softmax_cross_entropy(out.logits, labels, hp.label_smoothing)
-
-    return losses.Objective(head="linear", per_example=per_example)
+losses.register("softmax", softmax_cross_entropy, head="linear")

@@ -4,7 +4,8 @@ A registered factory takes ``(config, num_classes)`` and returns a Flax Linen *b
 ``backbone(x, train=bool)`` maps images (B, H, W, C) to an embedding (B, D), or to
 ``(embedding, aux_logits)`` when it has an auxiliary classifier. The head is added by
 :class:`ferjax.models.classifier.Classifier`, so every loss plugs into every model.
-Model hyperparameters live in ``config.models.<name>`` (defaults from :func:`default_config`).
+Model hyperparameters live in ``config.models.<name>``, declared when registering:
+``@MODELS.register(name, **defaults)`` (``MODELS.default_config()`` collects them).
 """
 
 from __future__ import annotations
@@ -18,18 +19,6 @@ import ml_collections
 from ferjax.registry import Registry
 
 MODELS: Registry[Callable[[ml_collections.ConfigDict, int], nn.Module]] = Registry("model")
-
-_DEFAULTS: dict[str, dict] = {}
-
-
-def register_defaults(name: str, **hparams) -> None:
-    """Declare a model's hyperparameters and defaults (exposed as config.models.<name>)."""
-    _DEFAULTS[name] = hparams
-
-
-def default_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({name: dict(h) for name, h in _DEFAULTS.items()})
-
 
 def compute_dtype(config: ml_collections.ConfigDict):
     """The activation dtype selected by ``config.dtype`` ('float32' or 'bfloat16')."""

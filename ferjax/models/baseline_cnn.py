@@ -48,16 +48,13 @@ class BaselineCNN(nn.Module):
         return x
 
 
-models.register_defaults(
+@models.MODELS.register(
     "baseline_cnn",
     conv_features=(64, 128, 256),
     dense_features=(512, 256, 128, 64),
     dropout_rates=(0.25, 0.25, 0.25, 0.4),
     bn_momentum=0.9,
 )
-
-
-@models.MODELS.register("baseline_cnn")
 def _baseline_cnn(config, num_classes: int) -> nn.Module:
     del num_classes
     hp = config.models.baseline_cnn

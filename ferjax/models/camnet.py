@@ -163,7 +163,7 @@ def check_widths(widths: Sequence[int], cardinalities: Sequence[int], radix: int
             )
 
 
-models.register_defaults(
+@models.MODELS.register(
     "camnet",
     stage_sizes=(3, 4, 6, 3),
     widths=(72, 120, 252, 510),
@@ -173,9 +173,6 @@ models.register_defaults(
     dropout_rate=0.5,
     small_input=False,
 )
-
-
-@models.MODELS.register("camnet")
 def _camnet(config, num_classes: int) -> nn.Module:
     del num_classes
     hp = config.models.camnet

@@ -1,4 +1,8 @@
-"""Backbone + head = classifier; the split lets every head/loss work with every model."""
+"""Backbone + head = classifier; the split lets every head/loss work with every model.
+
+:func:`build_model` is ferjax's one model factory: the trainer, the model table and
+:func:`ferjax.run.load_run` all build their models with it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from typing import NamedTuple, Optional
 
 import flax.linen as nn
 import jax
+import ml_collections
 
-from ferjax.heads import HeadOutput
+from ferjax import losses
+from ferjax.heads import HEADS, HeadOutput
 
 
 class ModelOutput(NamedTuple):
@@ -26,3 +32,13 @@ class Classifier(nn.Module):
         if isinstance(features, tuple):
             features, aux_logits = features
         return ModelOutput(head=self.head(features), embedding=features, aux_logits=aux_logits)
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int) -> tuple[Classifier, losses.Objective]:
+    """The classifier for ``config`` (``config.model``'s backbone + the head ``config.loss`` needs)
+    and its training objective."""
+    from ferjax.models import make_backbone  # the package imports this module's siblings
+
+    objective = losses.make_objective(config)
+    head = HEADS[objective.head](num_classes=num_classes, **dict(objective.head_kwargs))
+    return Classifier(backbone=make_backbone(config, num_classes), head=head), objective

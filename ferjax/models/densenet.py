@@ -44,10 +44,7 @@ class DenseNet(nn.Module):
         return global_avg_pool(bn_relu(x))
 
 
-models.register_defaults("densenet121", block_sizes=(6, 12, 24, 16), growth_rate=32, stem_features=64)
-
-
-@models.MODELS.register("densenet121")
+@models.MODELS.register("densenet121", block_sizes=(6, 12, 24, 16), growth_rate=32, stem_features=64)
 def _densenet121(config, num_classes: int) -> nn.Module:
     del num_classes
     hp = config.models.densenet121

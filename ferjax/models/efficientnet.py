@@ -79,12 +79,9 @@ class EfficientNet(nn.Module):
         return nn.Dropout(self.dropout_rate, deterministic=not train)(global_avg_pool(x))
 
 
-models.register_defaults(
+@models.MODELS.register(
     "efficientnet_b0", width_coefficient=1.0, depth_coefficient=1.0, drop_connect_rate=0.2, dropout_rate=0.2
 )
-
-
-@models.MODELS.register("efficientnet_b0")
 def _efficientnet_b0(config, num_classes: int) -> nn.Module:
     del num_classes
     hp = config.models.efficientnet_b0

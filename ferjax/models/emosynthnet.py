@@ -193,10 +193,7 @@ class EmoSynthNet(nn.Module):
         return (y, aux) if train else y
 
 
-models.register_defaults("emosynthnet", variant="paper", width=1.0, head_grid=7, side_l2=1e-3, conv_impl="auto")
-
-
-@models.MODELS.register("emosynthnet")
+@models.MODELS.register("emosynthnet", variant="paper", width=1.0, head_grid=7, side_l2=1e-3, conv_impl="auto")
 def _emosynthnet(config, num_classes: int) -> nn.Module:
     hp = config.models.emosynthnet
     if hp.variant not in ("paper", "author"):

@@ -66,10 +66,7 @@ class MobileNetV2(nn.Module):
         return global_avg_pool(x)
 
 
-models.register_defaults("mobilenet_v2", alpha=1.0)
-
-
-@models.MODELS.register("mobilenet_v2")
+@models.MODELS.register("mobilenet_v2", alpha=1.0)
 def _mobilenet_v2(config, num_classes: int) -> nn.Module:
     del num_classes
     return MobileNetV2(alpha=config.models.mobilenet_v2.alpha, dtype=models.compute_dtype(config))

@@ -26,25 +26,26 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ferjax import models
-from ferjax.heads import LinearHead
-from ferjax.models.classifier import Classifier
+from ferjax import losses, models
+from ferjax.models.classifier import Classifier, build_model
 
 _WEIGHT_LAYERS = (nn.Conv, nn.ConvTranspose, nn.Dense)
 
 
 def model_config(name: str, aux_loss_weight: float = 0.0, **hparams) -> ml_collections.ConfigDict:
-    """A minimal config that builds model ``name`` with its defaults, ``hparams`` overriding them."""
+    """A minimal config that builds model ``name`` with its defaults, ``hparams`` overriding them,
+    and the plain softmax loss (a linear classifier layer, as the thesis' table counts)."""
     config = ml_collections.ConfigDict(
-        dict(model=name, dtype="float32", aux_loss_weight=aux_loss_weight, models=models.default_config())
+        dict(model=name, dtype="float32", aux_loss_weight=aux_loss_weight, models=models.MODELS.default_config(),
+             loss="softmax", losses=losses.LOSSES.default_config())
     )
     config.models[name].update(hparams)
     return config
 
 
 def build_classifier(config: ml_collections.ConfigDict, num_classes: int) -> Classifier:
-    """The model the thesis' table counts: backbone + linear classifier layer."""
-    return Classifier(models.make_backbone(config, num_classes), LinearHead(num_classes))
+    """The model the thesis' table counts: :func:`build_model` (backbone + the loss's head)."""
+    return build_model(config, num_classes)[0]
 
 
 def abstract_variables(model: nn.Module, shape: tuple[int, ...]):

@@ -131,11 +131,7 @@ _LAYOUTS = {
 
 
 def _register(name: str, layout: dict) -> None:
-    models.register_defaults(
-        name, stage_sizes=layout["stage_sizes"], width=64, small_input=layout["small_input"]
-    )
-
-    @models.MODELS.register(name)
+    @models.MODELS.register(name, stage_sizes=layout["stage_sizes"], width=64, small_input=layout["small_input"])
     def _factory(config, num_classes: int) -> nn.Module:
         del num_classes
         hp = config.models[name]

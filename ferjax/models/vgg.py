@@ -40,10 +40,7 @@ class VGG(nn.Module):
         return x
 
 
-models.register_defaults("vgg19", stage_depths=(2, 2, 4, 4, 4), width=64, fc_features=4096, dropout_rate=0.5)
-
-
-@models.MODELS.register("vgg19")
+@models.MODELS.register("vgg19", stage_depths=(2, 2, 4, 4, 4), width=64, fc_features=4096, dropout_rate=0.5)
 def _vgg19(config, num_classes: int) -> nn.Module:
     del num_classes
     hp = config.models.vgg19

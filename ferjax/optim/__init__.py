@@ -34,25 +34,12 @@ __all__ = [
     "ScaleByArminAdamState",
     "armin_adam",
     "current_learning_rate",
-    "default_config",
     "default_schedule_config",
     "make_optimizer",
-    "register_defaults",
     "scale_by_armin_adam",
 ]
 
 OPTIMIZERS: Registry[Callable[..., optax.GradientTransformation]] = Registry("optimizer")
-
-_DEFAULTS: dict[str, dict] = {}
-
-
-def register_defaults(name: str, **hparams) -> None:
-    _DEFAULTS[name] = hparams
-
-
-def default_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({name: dict(h) for name, h in _DEFAULTS.items()})
-
 
 def _with_l2_penalty(factory: Callable[..., optax.GradientTransformation]):
     """``factory`` preceded by ``add_decayed_weights(weight_decay)`` (coupled L2 decay).
@@ -95,39 +82,31 @@ def current_learning_rate(opt_state):
     return hyperparams["learning_rate"]
 
 
-register_defaults("armin_adam", b1=0.9, b2=0.999, eps=1e-8, amsgrad=True, decay=0.0)
-register_defaults("adam", b1=0.9, b2=0.999, eps=1e-8)
-register_defaults("adamw", b1=0.9, b2=0.999, eps=1e-8)
-register_defaults("sgd", momentum=0.9, nesterov=False)
-register_defaults("adadelta", rho=0.9, eps=1e-6)
-register_defaults("radam", b1=0.9, b2=0.999, eps=1e-8, threshold=5.0)
-
-
-@OPTIMIZERS.register("armin_adam")
+@OPTIMIZERS.register("armin_adam", b1=0.9, b2=0.999, eps=1e-8, amsgrad=True, decay=0.0)
 def _armin_adam(learning_rate, b1, b2, eps, amsgrad, decay):
     return armin_adam(learning_rate, b1=b1, b2=b2, eps=eps, amsgrad=amsgrad, decay=decay)
 
 
-@OPTIMIZERS.register("adam")
+@OPTIMIZERS.register("adam", b1=0.9, b2=0.999, eps=1e-8)
 def _adam(learning_rate, b1, b2, eps):
     return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
 
 
-@OPTIMIZERS.register("adamw")
+@OPTIMIZERS.register("adamw", b1=0.9, b2=0.999, eps=1e-8)
 def _adamw(learning_rate, b1, b2, eps, weight_decay):
     return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
 
 
-@OPTIMIZERS.register("sgd")
+@OPTIMIZERS.register("sgd", momentum=0.9, nesterov=False)
 def _sgd(learning_rate, momentum, nesterov):
     return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
 
 
-@OPTIMIZERS.register("adadelta")
+@OPTIMIZERS.register("adadelta", rho=0.9, eps=1e-6)
 def _adadelta(learning_rate, rho, eps):
     return optax.adadelta(learning_rate, rho=rho, eps=eps)
 
 
-@OPTIMIZERS.register("radam")
+@OPTIMIZERS.register("radam", b1=0.9, b2=0.999, eps=1e-8, threshold=5.0)
 def _radam(learning_rate, b1, b2, eps, threshold):
     return optax.radam(learning_rate, b1=b1, b2=b2, eps=eps, threshold=threshold)
