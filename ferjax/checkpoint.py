@@ -69,9 +69,8 @@ class Checkpoints:
             best = kind == "best"
             options = ocp.CheckpointManagerOptions(
                 max_to_keep=1 if best else keep,
-                create=not read_only,
-                read_only=read_only,
-                cleanup_tmp_directories=not read_only,
+                create=not read_only,  # read-only: nothing created, cleaned or saved (orbax's own
+                cleanup_tmp_directories=not read_only,  # read_only option only logs warnings here)
                 best_fn=(lambda m: m["validation_accuracy"]) if best else None,
                 best_mode="max",
             )

@@ -96,10 +96,19 @@ def test_a_read_only_cache_serves_prepared_copies_and_refuses_new_ones_in_one_li
     assert sorted(cache.rglob("*")) == before
 
 
-def test_a_full_disk_while_preparing_names_the_cache_and_keeps_nothing(tmp_path, monkeypatch):
-    def write_then_fail(self_or_cls, path, examples):
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda path: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+        # array_record's C++ writer (seen on a full tmpfs): a RuntimeError without errno
+        lambda path: RuntimeError(f"write() failed: No space left on device; writing {path}; at byte 16384"),
+    ],
+    ids=["OSError", "array_record"],
+)
+def test_a_full_disk_while_preparing_names_the_cache_and_keeps_nothing(tmp_path, monkeypatch, error):
+    def write_then_fail(cls, path, examples):
         Path(path).write_bytes(b"partial")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise error(path)
 
     monkeypatch.setattr(file_adapters.ArrayRecordFileAdapter, "write_examples", classmethod(write_then_fail))
     make_folders(tmp_path)

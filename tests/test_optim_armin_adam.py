@@ -1,11 +1,11 @@
-"""ArminAdam (SPEC §5) against an independent float64 NumPy implementation, plus optax-style checks."""
+"""ArminAdam (SPEC §5) against an independent float64 NumPy implementation, plus checks of the bare
+transformation; the battery every registered optimizer passes is tests/test_optim_battery.py."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ferjax.optim import ScaleByArminAdamState, armin_adam, scale_by_armin_adam
 
@@ -124,10 +124,9 @@ def test_state_is_namedtuple_with_int32_count():
     assert scale_by_armin_adam(amsgrad=False).init({"w": jnp.ones(3)}).nu_max is None
 
 
-@pytest.mark.parametrize("injected", [False, True])
-def test_no_recompilation_across_steps(injected):
+def test_no_recompilation_across_steps_with_time_decay():
     traces = []
-    tx = optax.inject_hyperparams(armin_adam)(optax.cosine_decay_schedule(1e-3, 10), b1=0.8) if injected else armin_adam(1e-3, decay=0.01)
+    tx = armin_adam(1e-3, decay=0.01)
 
     @jax.jit
     def step(params, state, grads):
@@ -174,24 +173,3 @@ def test_chain_and_mask():
     plain, _ = armin_adam(1e-2).update(grads, armin_adam(1e-2).init(params), params)
     np.testing.assert_allclose(updates["w"], plain["w"], rtol=1e-6)
     np.testing.assert_array_equal(updates["b"], grads["b"])  # masked out: passed through
-
-
-def test_sharded_parameters_match_unsharded():
-    mesh = Mesh(np.asarray(jax.devices()), ("data",))
-    assert mesh.size == 8, "tests/conftest.py should give 8 CPU devices"
-    rows = NamedSharding(mesh, P("data", None))
-    grads, p0 = random_gradients(seed=3, shape=(16, 8))
-    tx = optax.inject_hyperparams(armin_adam)(learning_rate=1e-3, b1=0.8, decay=0.01)
-
-    def run(place):
-        params = {"w": place(jnp.asarray(p0)), "b": jnp.ones(8)}
-        state, update = tx.init(params), jax.jit(tx.update)
-        for g in grads[:5]:
-            u, state = update({"w": place(jnp.asarray(g)), "b": jnp.full(8, 0.3)}, state, params)
-            params = optax.apply_updates(params, u)
-        return params
-
-    sharded = run(lambda x: jax.device_put(x, rows))
-    assert sharded["w"].sharding.is_equivalent_to(rows, 2)
-    local = run(lambda x: x)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), sharded, local)

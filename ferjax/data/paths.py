@@ -5,6 +5,7 @@ dataset looks in its own sub-folder (``fer2013/``, ``rafdb/``, ``ckplus/`` ...).
 Prepared ``array_record`` files: the dataset option ``cache_dir``, else
 ``$FERJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/ferjax/tfds`` (``~/.cache/ferjax/tfds``) —
 never inside the repository.
+
 :func:`reports_unreadable_files` turns an ``OSError`` while reading raw data (a folder or
 file the user may not read) into a one-line ``DataError`` naming the path (SPEC §9).
 """

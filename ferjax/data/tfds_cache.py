@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import os
@@ -44,6 +45,8 @@ from ferjax.data.sources import RecordSource
 from ferjax.errors import DataError
 
 Examples = Iterable[tuple[str, dict]]
+# Causes named in the errors of array_record's C++ writer, which carry no errno.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO)
 
 
 @dataclasses.dataclass
@@ -174,8 +177,8 @@ def _cache_errors(cache_dir: Path) -> Iterator[None]:
         if cause is None:
             raise
         raise DataError(
-            f"cannot write the prepared dataset to the cache folder {cache_dir}: {cause} (nothing was kept; free "
-            "space there or set $FERJAX_CACHE_DIR or the dataset's cache_dir option to a writable folder)"
+            f"cannot write the prepared dataset to the cache folder {cache_dir}: {cause} (nothing was kept; choose a "
+            "writable folder with enough space: $FERJAX_CACHE_DIR or the dataset's cache_dir option)"
         ) from err
 
 
@@ -188,5 +191,9 @@ def _cache_failure(err: BaseException, cache_dir: Path) -> str | None:
             return None if outside else cause.strerror
         cause = cause.__cause__
     text = " ".join(str(err).split())
+    if isinstance(err, OSError):
+        return text
     # array_record's writer raises RuntimeError("... write() failed: No space left on device; writing <file> ...")
-    return text if isinstance(err, OSError) or str(cache_dir) in text else None
+    if str(cache_dir) in text:
+        return next((os.strerror(code) for code in _WRITE_ERRNOS if os.strerror(code) in text), text)
+    return None

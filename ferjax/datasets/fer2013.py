@@ -36,6 +36,7 @@ _SIDE = 48
 _SHAPE = (_SIDE, _SIDE, 1)
 _HOLDOUT_FRACTION = 0.1  # of each class of train, as validation when PublicTest is absent
 
+
 class Fer2013Builder(tfds_cache.PlannedBuilder):
     """FER-2013 (ICML 2013 challenge), 48x48 gray; labels 0 angry .. 6 neutral."""
 

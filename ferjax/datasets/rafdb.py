@@ -19,7 +19,6 @@ from pathlib import Path
 from ferjax import data
 from ferjax.data import images, partition, paths, tfds_cache
 from ferjax.data.badfiles import BadFiles
-from ferjax.data.sources import SubsetSource
 from ferjax.errors import ConfigError, DataError
 
 CLASS_NAMES = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")

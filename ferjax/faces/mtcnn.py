@@ -10,11 +10,12 @@ read in the stage-2 box, score > 0.8, calibration, NMS 0.7 over the smaller box'
 The defaults are those of the ``mtcnn`` 1.0 package whose weights this uses (Zhang et al.'s
 own demo used 0.7 for the last score threshold).
 
-Batching and compilation: images are zero-padded (after normalisation) to sides that are
-multiples of ``BUCKET`` pixels and stacked, so all images of one padded size go through the
-whole pyramid in one jitted call that compiles once per (padded size, batch size rounded up
-to a power of two); windows reaching into the padding are discarded. R-Net and O-Net each
-run once per ``detect_batch`` on the patches of every image, padded to a power-of-two count.
+Batching and compilation: images are zero-padded to sides that are multiples of ``BUCKET``
+pixels and stacked; all images of one padded size go through the whole pyramid (area resizes,
+the levels packed into one canvas, P-Net) in one jitted call that compiles once per (padded
+size, batch size rounded up to a power of two). Only windows wholly inside the real image
+count, so the padding never changes a result. R-Net and O-Net each run once per
+``detect_batch`` on the patches of every image, padded to a power-of-two count.
 NMS, thresholds and box arithmetic (data-dependent sizes) run in NumPy on the host.
 """
 
@@ -36,22 +37,25 @@ from ferjax.faces.sampling import bilinear, box_grid
 
 BUCKET = 128  # padded image sides are multiples of this
 _MIN_PATCHES = 16  # smallest R-Net/O-Net batch (then powers of two)
-_GRAY = 127.5  # the normalisation's zero: padding and outside-the-image patch pixels
+_GRAY = 127.5  # the normalisation's zero: patch pixels outside the image
 _PNET, _RNET, _ONET = PNet(), RNet(), ONet()
 
 
 def _normalise(pixels):
+    """(x − 127.5) / 128, the networks' input scale."""
     return (pixels.astype(jnp.float32) - _GRAY) / 128.0
 
 
 @functools.partial(jax.jit, static_argnames="levels")
-def _pnet_pyramid(params, images, sizes, levels):
-    """P-Net ``(offsets, probability)`` maps at every pyramid level for uint8 ``images`` (B, Hb, Wb, 3)
-    whose real content is the top-left ``sizes`` (B, 2) rows × columns; ``levels``: (height, width)s."""
-    rows = jnp.arange(images.shape[1])[None, :, None] < sizes[:, 0, None, None]
-    cols = jnp.arange(images.shape[2])[None, None, :] < sizes[:, 1, None, None]
-    x = jnp.where((rows & cols)[..., None], _normalise(images), 0.0)
-    return [_PNET.apply(params, pyramid.area_resize(x, h, w)) for h, w in levels]
+def _pnet_pyramid(params, images, levels):
+    """P-Net ``(offsets (B, h, w, 4), probability (B, h, w))`` on the canvas packing every pyramid
+    level (``levels``: (height, width)s, laid out by ``pyramid.layout``) of uint8 ``images``."""
+    x = _normalise(images)
+    offsets, (height, width) = pyramid.layout(levels)
+    canvas = jnp.zeros((x.shape[0], height, width, 3), jnp.float32)
+    for (top, left), (h, w) in zip(offsets, levels):
+        canvas = canvas.at[:, top : top + h, left : left + w].set(pyramid.area_resize(x, h, w))
+    return _PNET.apply(params, canvas)
 
 
 @jax.jit
@@ -109,31 +113,32 @@ class MTCNN(Detector):
         out: list[np.ndarray] = [np.zeros((0, 4))] * len(images)
         for (hb, wb), members in groups.items():
             stack = np.zeros((_pow2(len(members)), hb, wb, 3), np.uint8)
-            sizes = np.zeros((len(stack), 2), np.int32)
             for slot, i in enumerate(members):
                 h, w = images[i].shape[:2]
-                stack[slot, :h, :w], sizes[slot] = images[i], (h, w)
+                stack[slot, :h, :w] = images[i]
             levels = self._levels(hb, wb)
-            maps = jax.device_get(_pnet_pyramid(self._params["pnet"], stack, sizes, levels=levels))
+            offsets, prob = jax.device_get(_pnet_pyramid(self._params["pnet"], stack, levels=levels))
             for slot, i in enumerate(members):
-                per_level = [
-                    self._windows(offsets[slot], prob[slot], sizes[slot], lh / hb, lw / wb)
-                    for (lh, lw), (offsets, prob) in zip(levels, maps)
-                ]
-                found = np.concatenate(per_level) if per_level else np.zeros((0, 5))
+                found = self._windows(offsets[slot], prob[slot], images[i].shape[:2], (hb, wb), levels)
                 found = found[B.nms(found[:, :4], found[:, 4], self.nms[1])]
                 out[i] = B.square(found[:, :4])
         return out
 
-    def _windows(self, offsets, prob, size, sy: float, sx: float) -> np.ndarray:
-        """One level's P-Net windows above threshold, inside the real image: calibrated boxes + score
-        ``(N, 5)`` in image pixels, after NMS within the level."""
+    def _windows(self, offsets, prob, size, padded, levels) -> np.ndarray:
+        """P-Net windows above threshold lying wholly inside one level's part of the real image:
+        calibrated boxes + score ``(N, 5)`` in image pixels, after NMS within each level."""
         gy, gx = np.nonzero(prob > self.thresholds[0])
-        inside = (2 * gy + pyramid.CELL <= math.floor(size[0] * sy)) & (2 * gx + pyramid.CELL <= math.floor(size[1] * sx))
-        gy, gx = gy[inside], gx[inside]
-        windows = np.stack([2 * gx / sx, 2 * gy / sy, (2 * gx + pyramid.CELL) / sx, (2 * gy + pyramid.CELL) / sy], axis=1)
-        found = np.concatenate([B.regress(windows, offsets[gy, gx]), prob[gy, gx, None]], axis=1)
-        return found[B.nms(found[:, :4], found[:, 4], self.nms[0])]
+        found = [np.zeros((0, 5))]
+        for (top, left), (h, w) in zip(pyramid.layout(levels)[0], levels):
+            sy, sx = h / padded[0], w / padded[1]
+            y, x = 2 * gy - top, 2 * gx - left  # window corner in the level
+            inside = (y >= 0) & (x >= 0)
+            inside &= (y + pyramid.CELL <= math.floor(size[0] * sy)) & (x + pyramid.CELL <= math.floor(size[1] * sx))
+            y, x, cy, cx = y[inside], x[inside], gy[inside], gx[inside]
+            windows = np.stack([x / sx, y / sy, (x + pyramid.CELL) / sx, (y + pyramid.CELL) / sy], axis=1)
+            level = np.concatenate([B.regress(windows, offsets[cy, cx]), prob[cy, cx, None]], axis=1)
+            found.append(level[B.nms(level[:, :4], level[:, 4], self.nms[0])])
+        return np.concatenate(found)
 
     def _run(self, net, params, images: list[np.ndarray], candidates: list[np.ndarray], size: int):
         """``net`` on the ``size``×``size`` patches of every image's candidates, in one call; its outputs

@@ -10,7 +10,8 @@ Weight decay: a factory with a ``weight_decay`` parameter applies it itself, dec
 ``wd·p`` before the optimizer (``optax.add_decayed_weights``), which is PyTorch's
 ``weight_decay`` for SGD/Adam/RAdam/Adadelta, the setting of seed 003 (1e-4).
 
-The result is wrapped in ``optax.inject_hyperparams``: the current learning rate is
+The result is wrapped in ``optax.inject_hyperparams`` (float32 hyperparameters; updates and
+state keep the parameters' dtypes): the current learning rate is
 :func:`current_learning_rate` of the state. The trainer calls, for every optimizer and
 schedule, ``tx.update(grads, opt_state, params, value=loss)`` (``value`` is read only by
 ``reduce_on_plateau``).
@@ -21,6 +22,8 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -41,6 +44,7 @@ __all__ = [
 
 OPTIMIZERS: Registry[Callable[..., optax.GradientTransformation]] = Registry("optimizer")
 
+
 def _with_l2_penalty(factory: Callable[..., optax.GradientTransformation]):
     """``factory`` preceded by ``add_decayed_weights(weight_decay)`` (coupled L2 decay).
 
@@ -57,10 +61,30 @@ def _with_l2_penalty(factory: Callable[..., optax.GradientTransformation]):
     return build
 
 
+def _keep_dtypes(tx: optax.GradientTransformationExtraArgs) -> optax.GradientTransformationExtraArgs:
+    """``tx`` whose updates have the gradients' dtypes and whose state keeps its initial dtypes.
+
+    Injected hyperparameters are float32 arrays, so inside optax's optimizers they promote
+    bfloat16 gradients and moments to float32: the state's dtypes would change after the first
+    step (recompiling the step) and updates would not match their parameters' dtypes.
+    """
+
+    def update(updates, state, params=None, **extra_args):
+        new_updates, new_state = tx.update(updates, state, params, **extra_args)
+        cast = lambda new, old: new.astype(old.dtype)  # noqa: E731
+        return jax.tree.map(cast, new_updates, updates), jax.tree.map(cast, new_state, state)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update)
+
+
 def make_optimizer(
     config: ml_collections.ConfigDict, steps_per_epoch: int
 ) -> optax.GradientTransformationExtraArgs:
-    """The configured optimizer, schedule and weight decay, under ``inject_hyperparams``."""
+    """The configured optimizer, schedule and weight decay, under ``inject_hyperparams``.
+
+    Hyperparameters are injected as float32 whatever the parameters' dtype (optax would take
+    bfloat16 for bfloat16 parameters, where b2 = 0.999 rounds to 1 and Adam's update is NaN).
+    """
     factory = OPTIMIZERS.get(config.optimizer)
     hparams = dict(config.optimizers.get(config.optimizer, {}))
     if config.weight_decay < 0:
@@ -71,7 +95,8 @@ def make_optimizer(
         factory = _with_l2_penalty(factory)
         hparams["weight_decay"] = config.weight_decay
     learning_rate = make_schedule(config, steps_per_epoch)
-    return optax.inject_hyperparams(factory)(learning_rate=learning_rate, **hparams)
+    injected = optax.inject_hyperparams(factory, hyperparam_dtype=jnp.float32)
+    return _keep_dtypes(injected(learning_rate=learning_rate, **hparams))
 
 
 def current_learning_rate(opt_state):
