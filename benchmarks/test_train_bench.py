@@ -14,7 +14,8 @@ import jax
 import numpy as np
 import pytest
 
-from ferjax import optim, parallel, train
+from ferjax import optim, parallel, run, train
+from ferjax.models.classifier import build_model
 from ferjax.config import get_config
 
 BATCH = 64
@@ -31,9 +32,9 @@ def _config(model: str):
 def _compiled_step(model_name: str):
     config = _config(model_name)
     mesh = parallel.make_mesh()
-    model, objective = train.build_model(config, num_classes=7)
+    model, objective = build_model(config, num_classes=7)
     tx = optim.make_optimizer(config, steps_per_epoch=100)
-    state = jax.device_put(train.init_state(model, tx, config, seed=0), parallel.replicated(mesh))
+    state = jax.device_put(run.init_state(model, tx, config, seed=0), parallel.replicated(mesh))
     step = jax.jit(
         train.make_train_step(model, objective, tx, config, class_weights=None),
         in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),

@@ -60,7 +60,8 @@ class _Frame:
 
 
 class Predictor:
-    """Faces → class probabilities with one or more runs (an equal-weight ensemble).
+    """Faces → class probabilities with one or more runs (workdirs or loaded ``TrainedModel``s;
+    several are an equal-weight ensemble).
 
     ``detect``: find faces (``detector`` "mtcnn" or "haar"); False takes each image as one
     cropped face. ``tta``: a :mod:`ferjax.data.tta` mode. ``margin``: crop margin on each
@@ -70,8 +71,9 @@ class Predictor:
     def __init__(self, workdirs: str | Path | Sequence[str | Path], detect: bool = True, detector: str = "mtcnn",
                  tta: str = "none", tta_samples: int = 8, checkpoint: str = "best", margin: float = 0.15,
                  batch_size: int = 64):
-        workdirs = [workdirs] if isinstance(workdirs, (str, Path)) else list(workdirs)
-        self.models = [run.load_run(w, checkpoint, batch_size=batch_size) for w in workdirs]
+        workdirs = [workdirs] if isinstance(workdirs, (str, Path, run.TrainedModel)) else list(workdirs)
+        self.models = [w if isinstance(w, run.TrainedModel) else run.load_run(w, checkpoint, batch_size=batch_size)
+                       for w in workdirs]
         self.class_names = self.models[0].class_names
         for model in self.models[1:]:
             if model.class_names != self.class_names:

@@ -7,7 +7,7 @@ declares them once, and :meth:`Registry.default_config` collects them into the c
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, Sequence, TypeVar
 
 import ml_collections
 

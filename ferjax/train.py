@@ -116,6 +116,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, m
     """
     try:
         return _train_and_evaluate(config, Path(workdir), mesh)
+    except FerjaxError:
+        raise  # already one line, naming its own file or folder (e.g. a full dataset cache)
     except OSError as error:
         raise _disk_error(error, Path(workdir)) from None
     except Exception as error:

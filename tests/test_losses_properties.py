@@ -282,12 +282,14 @@ def test_mam_centred_statistics_make_the_loss_shift_invariant(statistics):
     z, y = d["z"], d["y"]
     shifts = np.linspace(-20.0, 20.0, B, dtype=np.float32)[:, None]  # a different shift per row
     kw = dict(statistics=statistics, centred=True)
-    np.testing.assert_allclose(L.mam_softmax_loss(z + shifts, y, **kw), L.mam_softmax_loss(z, y, **kw), rtol=2e-5, atol=2e-5)
+    close = dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(L.mam_softmax_loss(z + shifts, y, **kw), L.mam_softmax_loss(z, y, **kw), **close)
     config = _config("mam_softmax")
     assert config.losses.mam_softmax.centred is False  # the thesis reading stays the default
     config.losses.mam_softmax.centred = True
     out = HeadOutput(logits=jnp.asarray(z + shifts))
-    np.testing.assert_allclose(L.make_objective(config).per_example(out, y, 0), L.mam_softmax_loss(z, y, centred=True), rtol=2e-5, atol=2e-5)
+    objective = L.make_objective(config)
+    np.testing.assert_allclose(objective.per_example(out, y, 0), L.mam_softmax_loss(z, y, centred=True), **close)
 
 
 def test_sce_proposed_term_is_at_most_one_over_c_ln10_of_ce():

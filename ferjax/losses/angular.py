@@ -4,8 +4,9 @@ Seed 001 eq. 8–11 and SPEC §4: the target logit ‖W_y‖‖x‖cos θ_y beco
 the monotonic ψ(θ) = (−1)^k cos(mθ) − 2k, k = ⌊mθ/π⌋, for an integer margin m. A-Softmax
 additionally fixes ‖W_j‖ = 1 and b = 0 (eq. 9–10). cos(mθ) is the Chebyshev polynomial
 T_m(cos θ) and k is found by comparing cos θ with cos(jπ/m), so no arccos is needed and the
-gradient is finite at cos θ = ±1 (and equal to its one-sided limit there). Training is eased in with λ annealing: the target logit
-is ‖W_y‖‖x‖(λ cos θ_y + ψ(θ_y)) / (1 + λ), λ = max(λ_min, base·(1 + γ·step)^(−power)).
+gradient is finite at cos θ = ±1 (its one-sided limit). Training is eased in with λ annealing:
+the target logit is ‖W_y‖‖x‖(λ cos θ_y + ψ(θ_y)) / (1 + λ),
+λ = max(λ_min, base·(1 + γ·step)^(−power)).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def _annealed_objective(config, *, name: str, normalize_weights: bool) -> losses
         weight_norm = None if normalize_weights else out.weight_norm
         return lsoftmax_loss(out.cosine, out.feature_norm, weight_norm, labels, hp.m, lam, hp.grad_mode)
 
-    return losses.Objective(head="angular", per_example=per_example, head_kwargs={"normalize_weights": normalize_weights})
+    head_kwargs = {"normalize_weights": normalize_weights}
+    return losses.Objective(head="angular", per_example=per_example, head_kwargs=head_kwargs)
 
 
 # config.losses.<name>: lsoftmax_loss's margin and grad_mode, annealed_lambda's schedule.
