@@ -7,7 +7,10 @@ so a damaged checkpoint (missing files, truncated or altered data) is detected i
 training on from garbage. :meth:`Checkpoints.restore_newest` then moves the damaged step
 to ``checkpoints/damaged/`` and falls back to the newest intact one, saying so in one line.
 Restoring takes an abstract target whose shardings come from the *current* mesh, so a run
-saved on one device count restores on another.
+saved on one device count restores on another. A save that would not fit on the disk is
+refused before orbax writes anything (:class:`NoSpace`), so the previous checkpoint stays
+intact and no partial folder is left; :func:`discard_partial` removes the partial folders of
+a write that failed anyway.
 """
 
 from __future__ import annotations
@@ -25,10 +28,16 @@ import orbax.checkpoint as ocp
 from ferjax.errors import CheckpointError
 
 KINDS = ("latest", "best")
+SPACE_MARGIN = 1 << 20  # bytes kept free beyond the state's size: checkpoint metadata, logs
+_PARTIAL = "*.orbax-checkpoint-tmp*"  # orbax's name for a step (or item) still being written
 
 
 class Damaged(Exception):
     """A checkpoint step that cannot be restored, or whose digests do not match."""
+
+
+class NoSpace(CheckpointError):
+    """The disk has no room for the next checkpoint."""
 
 
 def digests(parts: dict[str, Any]) -> dict[str, str]:
@@ -89,12 +98,25 @@ class Checkpoints:
         return self._managers["best"].best_step()
 
     def save(self, step: int, state: Any, meta: dict) -> None:
+        self._check_space("latest", step, state)
         self._managers["latest"].save(step, args=self._save_args(state, meta), force=True)
 
     def save_best(self, step: int, state: Any, meta: dict, validation_accuracy: float) -> None:
+        self._check_space("best", step, state)
         self._managers["best"].save(
             step, args=self._save_args(state, meta), metrics={"validation_accuracy": validation_accuracy}, force=True
         )
+
+    def _check_space(self, kind: str, step: int, state: Any) -> None:
+        """Raise :class:`NoSpace` unless the state fits, after the writes in flight have taken their room."""
+        self.wait()
+        needed = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state)) + SPACE_MARGIN
+        free = shutil.disk_usage(self.root).free
+        if free < needed:
+            raise NoSpace(
+                f"cannot write checkpoint step {step} to {self.directory(kind)}: no space left on device "
+                f"(needs {needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free)"
+            )
 
     @staticmethod
     def _save_args(state: Any, meta: dict) -> ocp.args.Composite:
@@ -165,12 +187,29 @@ class Checkpoints:
         return target
 
     def wait(self) -> None:
-        for manager in self._managers.values():
-            manager.wait_until_finished()
+        _each(lambda m: m.wait_until_finished(), self._managers.values())
 
     def close(self) -> None:
-        for manager in self._managers.values():
-            manager.close()
+        _each(lambda m: m.close(), self._managers.values())
+
+
+def _each(action: Callable[[Any], None], managers) -> None:
+    """``action`` on every manager, even after one fails; then the first failure is raised."""
+    errors = []
+    for manager in managers:
+        try:
+            action(manager)
+        except Exception as error:  # noqa: BLE001 - re-raised below, once every manager had its turn
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+def discard_partial(workdir: str | Path) -> None:
+    """Remove the partial folders a failed checkpoint write left in ``workdir``."""
+    root = Path(workdir) / "checkpoints"
+    for path in [p for kind in KINDS for p in (root / kind).glob(_PARTIAL)]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _verify(meta: dict, parts: dict[str, Any]) -> None:

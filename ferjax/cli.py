@@ -8,13 +8,12 @@ A command defines its own flags, then calls ``ferjax.cli.run(main)``; ``main`` s
 from __future__ import annotations
 
 import contextlib
-import runpy
 import sys
 from typing import Callable, Iterator
 
 from absl import app, flags, logging
 
-from ferjax.errors import FerjaxError
+from ferjax.errors import FerjaxError, TrainingInterrupted
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("distributed", False, "Multi-host run: call jax.distributed.initialize() first (TPU pods, multi-node GPU).")
@@ -40,9 +39,12 @@ def _explain_config_error(argv: list[str], error: Exception) -> str:
     config_arg = _flag_value(argv, "config")
     if config_arg is None:
         return " ".join(str(error).split())
-    path, _, arg = config_arg.partition(":")
+    from ferjax.config import load
+
     try:
-        config = runpy.run_path(path)["get_config"](*([arg] if arg else []))
+        config = load(config_arg)
+    except FerjaxError as load_error:
+        return str(load_error)
     except Exception as load_error:  # noqa: BLE001 - a config file can raise anything
         return f"cannot load config {config_arg}: {type(load_error).__name__}: {' '.join(str(load_error).split())}"
     for flag in argv:
@@ -62,9 +64,13 @@ def _explain_config_error(argv: list[str], error: Exception) -> str:
 def parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing where every bad flag, config file or override is one line and exit 2."""
     try:
-        return FLAGS(argv)
+        rest = FLAGS(argv)
+        if "config" in FLAGS and FLAGS["config"].value is not None:
+            FLAGS["config"].value.lock  # noqa: B018 - ml_collections defers a file's OSError to first use
+        return rest
     except flags.Error as error:
-        fail(str(error), 2)
+        in_config_file = str(error).startswith("flag --config=")  # its message carries the file's traceback
+        fail(_explain_config_error(argv, error) if in_config_file else str(error), 2)
     except Exception as error:  # noqa: BLE001 - config files/overrides raise many kinds
         fail(_explain_config_error(argv, error), 2)
     return []
@@ -95,6 +101,8 @@ def user_errors() -> Iterator[None]:
     """A ``FerjaxError`` inside the block becomes one line on stderr and exit status 1; Ctrl-C, 130."""
     try:
         yield
+    except TrainingInterrupted as error:
+        fail(str(error), 130)
     except FerjaxError as error:
         fail(str(error), 1)
     except KeyboardInterrupt:

@@ -10,11 +10,14 @@ run returns its report without evaluating again. Evaluation is :mod:`ferjax.eval
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +27,10 @@ import optax
 from tqdm import tqdm
 
 from ferjax import checks, evaluation, optim, parallel, run
-from ferjax.checkpoint import Checkpoints, abstract_like
+from ferjax.checkpoint import Checkpoints, NoSpace, abstract_like, discard_partial
 from ferjax.data import DatasetSplits, load_dataset, pipeline
 from ferjax.data.sources import labels_of
-from ferjax.errors import FerjaxError, RunError, TrainingDiverged, TrainingInterrupted
+from ferjax.errors import CheckpointError, FerjaxError, RunError, TrainingDiverged, TrainingInterrupted
 from ferjax.losses.softmax import softmax_cross_entropy
 from ferjax.models.classifier import build_model
 from ferjax.plots import save_training_curves
@@ -112,17 +115,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, m
     """Train ``config`` in ``workdir`` (resuming if it holds a checkpoint); return report.json's dict.
 
     ``mesh``: the 1-D ``"data"`` mesh to train on (default: every device, :func:`ferjax.parallel.make_mesh`).
-    A full disk or an unwritable workdir is a one-line :class:`ferjax.errors.FerjaxError`.
+    A full disk or an unwritable workdir is a one-line :class:`ferjax.errors.FerjaxError` (the previous
+    checkpoint kept); Ctrl-C stops after the step in progress, with a checkpoint
+    (:class:`ferjax.errors.TrainingInterrupted`).
     """
+    workdir = Path(workdir)
     try:
-        return _train_and_evaluate(config, Path(workdir), mesh)
+        return _train_and_evaluate(config, workdir, mesh)
+    except NoSpace as error:
+        raise CheckpointError(f"{error}; {_kept(workdir)}") from None
     except FerjaxError:
         raise  # already one line, naming its own file or folder (e.g. a full dataset cache)
-    except OSError as error:
-        raise _disk_error(error, Path(workdir)) from None
     except Exception as error:
         if _is_disk_full(error):  # orbax/tensorstore report ENOSPC in their own exception types
-            raise FerjaxError(f"cannot write to {workdir}: no space left on device") from None
+            discard_partial(workdir)
+            raise FerjaxError(f"cannot write to {workdir}: no space left on device; {_kept(workdir)}") from None
+        if isinstance(error, OSError):
+            raise FerjaxError(f"{error.filename or workdir}: {error.strerror or error}") from None
         raise
 
 
@@ -142,8 +151,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
     if previous is not None and _finished(previous, total_steps):
         print(f"{workdir} already finished ({previous['steps']} steps): nothing to do; report in {workdir / REPORT_FILE}")
         return previous
-    if not (workdir / run.RUN_FILE).exists():
-        run.write_record(workdir, run.make_record(config, splits.name, class_names))
 
     model, objective = build_model(config, splits.num_classes)
     tx = optim.make_optimizer(config, steps_per_epoch)
@@ -151,18 +158,24 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
     replicated = parallel.replicated(mesh)
     state = jax.device_put(checks.built(lambda: run.init_state(model, tx, config, config.seed), config), replicated)
     target = abstract_like(state, replicated)
+    if not (workdir / run.RUN_FILE).exists():  # only once the model builds: a bad config records nothing
+        run.write_record(workdir, run.make_record(config, splits.name, class_names))
 
-    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-    writer = None
-    try:
+    with contextlib.ExitStack() as cleanup:  # on every exit: writes finished, managers and writer closed
+        checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+        cleanup.callback(checkpoints.close)
+        cleanup.callback(checkpoints.wait)
         meta = {"best_validation_accuracy": -1.0}
-        resumed = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target))
+        try:
+            resumed = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target))
+        except CheckpointError as error:
+            raise CheckpointError(f"{error}; rerun to train from step 0, or use a new --workdir") from None
         start_step = 0
         if resumed is not None:
             start_step, (state, meta) = resumed
             print(f"Resuming from step {start_step} in {workdir}")
         checkpoints.discard_best_after(start_step)  # written after the restored step: redone exactly
-        writer = MetricWriter(workdir, resume_step=start_step)
+        writer = cleanup.enter_context(contextlib.closing(MetricWriter(workdir, resume_step=start_step)))
         step = _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,
                       start_step, steps_per_epoch, total_steps)
         report = _final_report(config, workdir, splits, model, mesh, checkpoints, target, writer)
@@ -173,13 +186,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
         )
         (workdir / REPORT_FILE).write_text(json.dumps(report, indent=2))
         return report
-    finally:
-        try:
-            checkpoints.wait()
-        finally:
-            checkpoints.close()
-            if writer is not None:
-                writer.close()
 
 
 def _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,
@@ -199,63 +205,93 @@ def _train(config, splits, model, objective, tx, class_weights, mesh, state, met
     saved_step = start_step or None  # the newest step in checkpoints/latest
     progress = tqdm(total=stop_step, initial=step, disable=not config.progress_bar, unit="step", dynamic_ncols=True)
     try:
-        while step < stop_step:
-            batch = parallel.shard_batch(next(batches), mesh)
-            state, step_metrics = train_step(state, batch)
-            pending.append(step_metrics)
-            step += 1
-            progress.update(1)
-            epoch_end = step % steps_per_epoch == 0
-            if step % config.log_every_steps == 0 or epoch_end or step == stop_step:
-                _first_non_finite(step - len(pending), [m["loss"] for m in pending])
-                fetched = jax.device_get(pending)
-                train_metrics = {k: float(np.mean([m[k] for m in fetched])) for k in ("loss", "accuracy")}
-                lr = optim.current_learning_rate(state.opt_state)
-                if lr is not None:
-                    train_metrics["learning_rate"] = float(jax.device_get(lr))
-                writer.write(step, "train", train_metrics)
-                progress.set_postfix(loss=f"{train_metrics['loss']:.4f}", acc=f"{train_metrics['accuracy']:.3f}")
-                pending = []
-            if epoch_end and splits.validation is not None:
-                scores = evaluation.score_split(lambda x: logits_fn(state, x), splits.validation, config)
-                val = evaluation.metrics(scores, splits.class_names)
-                writer.write(step, "validation", val | {"epoch": step // steps_per_epoch})
-                if val["accuracy"] > meta["best_validation_accuracy"]:
-                    meta["best_validation_accuracy"] = val["accuracy"]
-                    checkpoints.save_best(step, state, meta, val["accuracy"])
-            if step % config.checkpoint_every_steps == 0 or epoch_end or step == stop_step:
-                if not _params_finite(state):
-                    raise _Diverged(f"parameters became non-finite at step {step}")
-                checkpoints.save(step, state, meta)
-                saved_step = step
+        with _ctrl_c_stops_after_step() as ctrl_c:
+            while step < stop_step:
+                batch = parallel.shard_batch(next(batches), mesh)
+                state, step_metrics = train_step(state, batch)
+                pending.append(step_metrics)
+                step += 1
+                progress.update(1)
+                epoch_end = step % steps_per_epoch == 0
+                if step % config.log_every_steps == 0 or epoch_end or step == stop_step:
+                    _first_non_finite(step - len(pending), [m["loss"] for m in pending])
+                    fetched = jax.device_get(pending)
+                    train_metrics = {k: float(np.mean([m[k] for m in fetched])) for k in ("loss", "accuracy")}
+                    lr = optim.current_learning_rate(state.opt_state)
+                    if lr is not None:
+                        train_metrics["learning_rate"] = float(jax.device_get(lr))
+                    writer.write(step, "train", train_metrics)
+                    progress.set_postfix(loss=f"{train_metrics['loss']:.4f}", acc=f"{train_metrics['accuracy']:.3f}")
+                    pending = []
+                if epoch_end and splits.validation is not None:
+                    scores = evaluation.score_split(lambda x: logits_fn(state, x), splits.validation, config)
+                    val = evaluation.metrics(scores, splits.class_names)
+                    writer.write(step, "validation", val | {"epoch": step // steps_per_epoch})
+                    if val["accuracy"] > meta["best_validation_accuracy"]:
+                        meta["best_validation_accuracy"] = val["accuracy"]
+                        checkpoints.save_best(step, state, meta, val["accuracy"])
+                due = step % config.checkpoint_every_steps == 0 or epoch_end or step == stop_step
+                if due or ctrl_c.is_set():
+                    _first_non_finite(step - len(pending), [m["loss"] for m in pending])  # never save past a NaN
+                    if not _params_finite(state):
+                        raise _Diverged(f"parameters became non-finite at step {step}")
+                    checkpoints.save(step, state, meta)
+                    saved_step = step
+                if ctrl_c.is_set():
+                    checkpoints.wait()
+                    raise TrainingInterrupted(
+                        f"interrupted at step {step} (checkpoint saved in {checkpoints.directory('latest')}); "
+                        "resume with the same command"
+                    )
     except _Diverged as diverged:
         kept = (f"the last good checkpoint, step {saved_step}, is kept in {checkpoints.directory('latest')}"
                 if saved_step else "no checkpoint was written before it")
         raise TrainingDiverged(f"{diverged}; stopping ({kept})") from None
-    except KeyboardInterrupt:
-        progress.close()
-        checkpoints.wait()
-        if step > (saved_step or 0) and _params_finite(state):
-            checkpoints.save(step, state, meta)
-            checkpoints.wait()
-            saved_step = step
-        where = f"checkpoint at step {saved_step}" if saved_step else "no checkpoint yet"
-        raise TrainingInterrupted(f"interrupted at step {step} ({where}); resume with the same command") from None
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once; the newest checkpoint is what resumes
+        kept = f"checkpoint at step {saved_step}" if saved_step else "no checkpoint yet"
+        raise TrainingInterrupted(f"interrupted at step {step} ({kept}); resume with the same command") from None
     finally:
         progress.close()
     return step
 
 
+@contextlib.contextmanager
+def _ctrl_c_stops_after_step() -> Iterator[threading.Event]:
+    """Ctrl-C sets the yielded event: the loop finishes the step in progress (its logs, validation and
+    a checkpoint), so the resumed run equals an uninterrupted one. A second Ctrl-C interrupts at once.
+    Only the main thread receives signals; elsewhere Ctrl-C keeps Python's behaviour."""
+    requested = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+        yield requested
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        requested.set()
+        print("\nCtrl-C: stopping after this step, with a checkpoint (Ctrl-C again to stop at once)", flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _final_report(config, workdir, splits, model, mesh, checkpoints, target, writer) -> dict:
     """Evaluate the selected model (best on validation, else the last) on validation and test."""
     checkpoints.wait()
-    best = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target, kind="best"), kind="best")
+    try:
+        best = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target, kind="best"), kind="best")
+    except CheckpointError:  # every best step damaged (each said so and moved): report the last one
+        best = None
     if best is not None:
         step, (state, _) = best
         selected = f"best on validation (step {step})"
     else:
         step, (state, _) = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target))
-        selected = f"last (step {step}; no validation split to select on)"
+        why = "no validation split to select on" if splits.validation is None else "no intact best checkpoint"
+        selected = f"last (step {step}; {why})"
     logits_fn = make_logits_fn(model, mesh)
     report: dict = {
         "dataset": splits.name, "model": config.model, "loss": config.loss, "optimizer": config.optimizer,
@@ -308,14 +344,10 @@ def _finished(report: dict, total_steps: int) -> bool:
 
 
 def _is_disk_full(error: BaseException) -> bool:
-    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error) \
-        or "RESOURCE_EXHAUSTED" in str(error)
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
 
 
-def _disk_error(error: OSError, workdir: Path) -> FerjaxError:
-    if _is_disk_full(error):
-        return FerjaxError(f"cannot write to {workdir}: no space left on device")
-    where = error.filename or workdir
-    return FerjaxError(f"{where}: {error.strerror or error}")
-
-
+def _kept(workdir: Path) -> str:
+    """What a failed run leaves to resume from, for its one-line error."""
+    steps = sorted(int(p.name) for p in (workdir / "checkpoints" / "latest").glob("*") if p.name.isdigit())
+    return f"the checkpoint at step {steps[-1]} is kept" if steps else "no checkpoint was written yet"

@@ -12,9 +12,9 @@ from tensorboardX import SummaryWriter
 class MetricWriter:
     """Appends events ``{"step", "split", **metrics}`` and keeps them in :attr:`events`.
 
-    On resume from ``resume_step`` it drops what the interrupted run logged after that step,
-    and every ``final_*`` event (the final report is written again at the end), from
-    metrics.jsonl and, through TensorBoard's ``purge_step``, from the TensorBoard view.
+    On resume from ``resume_step`` it drops what the interrupted run logged after that step (and
+    a line a kill cut short), and every ``final_*`` event (the final report is written again at
+    the end), from metrics.jsonl and, through TensorBoard's ``purge_step``, from the TensorBoard view.
     """
 
     def __init__(self, workdir: Path, resume_step: int = 0):
@@ -22,8 +22,11 @@ class MetricWriter:
         self.events: list[dict] = []
         if self.path.exists():
             for line in self.path.read_text().splitlines():
-                event = json.loads(line) if line.strip() else None
-                if event and event["step"] <= resume_step and not event["split"].startswith("final_"):
+                try:
+                    event = json.loads(line)
+                except ValueError:  # empty, or the last line cut short by a kill
+                    continue
+                if event["step"] <= resume_step and not event["split"].startswith("final_"):
                     self.events.append(event)
         self.path.write_text("".join(json.dumps(e) + "\n" for e in self.events))
         self._file = self.path.open("a", buffering=1)  # line-buffered: tail -f works during a run

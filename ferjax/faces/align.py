@@ -15,7 +15,19 @@ import math
 import numpy as np
 
 from ferjax.faces.detector import Face
-from ferjax.faces.sampling import bilinear
+
+
+def _bilinear(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, C) at float pixel indices ``y``, ``x`` (pixel (i, j)'s centre is at (i, j)),
+    float32 ``y.shape + (C,)``; points outside read the nearest edge pixel."""
+    h, w = image.shape[:2]
+    y, x = np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)
+    y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
+    fy, fx = (y - y0)[..., None], (x - x0)[..., None]
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
 def eye_angle(face: Face) -> float:
@@ -45,4 +57,4 @@ def crop_face(image: np.ndarray, face: Face, margin: float = 0.15, align: bool =
         cos, sin = math.cos(angle), math.sin(angle)
         xs = cx + u * cos - v * sin - 0.5
         ys = cy + u * sin + v * cos - 0.5
-    return np.clip(np.round(bilinear(image, ys, xs)), 0, 255).astype(np.uint8)
+    return np.clip(np.round(_bilinear(image, ys, xs)), 0, 255).astype(np.uint8)

@@ -1,8 +1,12 @@
 """Detected faces, the detector interface and ``make_detector``.
 
 A detector takes uint8 RGB images ``(H, W, 3)`` and returns, per image, the faces it found,
-best score first, in the image's own pixel coordinates. Images whose longer side exceeds
-``max_side`` are shrunk (area filter) for detection and the results mapped back.
+best score first, in the image's own pixel coordinates. Before detection, images whose longer
+side exceeds ``max_side`` are shrunk (Pillow's box filter), then surrounded by a mid-gray
+(128) border of ``border`` × their longer side: both detectors only test windows wholly inside
+the image, so without it a face that fills the photo (a face crop) is missed. On 15 tight
+crops of skimage's astronaut face (cheeks or forehead cut off), a 0.2 border raised MTCNN
+from 7 to 15 found and the Haar cascade from 1 to 14 (0.1: 13 and 5).
 """
 
 from __future__ import annotations
@@ -35,20 +39,16 @@ class Face:
     score: float = 1.0
     landmarks: np.ndarray | None = None
 
-    def scaled(self, sx: float, sy: float) -> "Face":
-        """The same face in an image ``sx`` times as wide and ``sy`` times as tall."""
-        landmarks = None if self.landmarks is None else self.landmarks * np.asarray([sx, sy])
-        x0, y0, x1, y1 = self.box
-        return Face((float(x0 * sx), float(y0 * sy), float(x1 * sx), float(y1 * sy)), self.score, landmarks)
-
 
 class Detector(abc.ABC):
     """``detect(image)`` / ``detect_batch(images)``; subclasses implement ``_detect_batch``."""
 
-    def __init__(self, max_side: int):
+    def __init__(self, max_side: int, border: float):
         if max_side < 64:
             raise ValueError(f"max_side must be >= 64, got {max_side}")
-        self.max_side = max_side
+        if not 0 <= border <= 1:
+            raise ValueError(f"border must be in [0, 1], got {border}")
+        self.max_side, self.border = max_side, border
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in one uint8 ``(H, W, 3)`` RGB image, best score first."""
@@ -56,30 +56,43 @@ class Detector(abc.ABC):
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """``detect`` for several images (of any sizes) at once."""
-        small, factors = zip(*(self._shrink(_checked(image)) for image in images)) if images else ((), ())
-        found = self._detect_batch(list(small))
-        return [[face.scaled(*factor) for face in faces] if factor else faces for faces, factor in zip(found, factors)]
+        prepared = [self._prepare(_checked(image)) for image in images]
+        found = self._detect_batch([work for work, _, _ in prepared])
+        return [[_to_original(face, pad, scale) for face in faces] for faces, (_, pad, scale) in zip(found, prepared)]
 
-    def _shrink(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float] | None]:
-        """The image to detect on and the (x, y) factors back to the original (None: unchanged)."""
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, int, tuple[float, float]]:
+        """The image to detect on, its border width and the (x, y) factors back to the original."""
         h, w = image.shape[:2]
-        if max(h, w) <= self.max_side:
-            return image, None
-        ratio = self.max_side / max(h, w)
-        size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
-        small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
-        return small, (w / size[0], h / size[1])
+        scale = (1.0, 1.0)
+        if max(h, w) > self.max_side:
+            ratio = self.max_side / max(h, w)
+            size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+            scale = (w / size[0], h / size[1])
+        pad = int(round(self.border * max(image.shape[:2])))
+        if pad:
+            image = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=128)
+        return image, pad, scale
 
     @abc.abstractmethod
     def _detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
-        """Faces per image, for images no larger than ``max_side``."""
+        """Faces per prepared image (shrunk and bordered), in its coordinates, best first."""
+
+
+def _to_original(face: Face, pad: int, scale: tuple[float, float]) -> Face:
+    """``face`` found in a prepared image, in the original image's coordinates."""
+    sx, sy = scale
+    x0, y0, x1, y1 = face.box
+    box = ((x0 - pad) * sx, (y0 - pad) * sy, (x1 - pad) * sx, (y1 - pad) * sy)
+    landmarks = None if face.landmarks is None else (face.landmarks - pad) * np.asarray([sx, sy])
+    return Face(tuple(float(v) for v in box), face.score, landmarks)
 
 
 def _checked(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"detectors take uint8 (H, W, 3) RGB images, got {image.dtype} {image.shape}")
-    return image
+    return np.ascontiguousarray(image)
 
 
 def make_detector(name: str = "mtcnn", **options) -> Detector:

@@ -1,9 +1,8 @@
 """The light fallback detector: OpenCV's Viola–Jones Haar cascade (frontal faces, no landmarks).
 
-The grayscale image is first surrounded by a constant black border (``border`` × its longer
-side on every side): the cascade only tests windows that lie wholly inside the image, so
-without it faces that touch or leave the frame (tight face crops) are missed. Uses
-``haarcascade_frontalface_default.xml`` from ``cv2.data`` (opencv-python-headless 4.x).
+Runs on the grayscale image with its ``border`` (``ferjax.faces.detector``; 0.2 by default,
+which the cascade needs more than MTCNN). Uses ``haarcascade_frontalface_default.xml`` from
+``cv2.data``, which opencv-python-headless 4.x ships (5.x dropped it).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ class HaarDetector(Detector):
         max_side: int = 1024,
         cascade: str = "haarcascade_frontalface_default.xml",
     ):
-        super().__init__(max_side)
+        super().__init__(max_side, border)
         try:
             import cv2
         except ImportError:
@@ -35,20 +34,18 @@ class HaarDetector(Detector):
         self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)
         if self._cascade.empty():
             raise MissingExtra(f"OpenCV has no Haar cascade {cascade!r} in {cv2.data.haarcascades}; {EXTRA_HINT}")
-        self.min_face_size, self.scale_factor, self.min_neighbors, self.border = min_face_size, scale_factor, min_neighbors, border
+        self.min_face_size, self.scale_factor, self.min_neighbors = min_face_size, scale_factor, min_neighbors
 
     def _detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
         return [self._detect_one(image) for image in images]
 
     def _detect_one(self, image: np.ndarray) -> list[Face]:
-        cv2 = self._cv2
-        pad = int(round(self.border * max(image.shape[:2])))
-        gray = cv2.copyMakeBorder(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        gray = self._cv2.cvtColor(image, self._cv2.COLOR_RGB2GRAY)
         rects, neighbours = self._cascade.detectMultiScale2(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_face_size,) * 2
         )
         faces = [
-            Face((float(x - pad), float(y - pad), float(x + w - pad), float(y + h - pad)), float(n))
+            Face((float(x), float(y), float(x + w), float(y + h)), float(n))
             for (x, y, w, h), n in zip(np.reshape(rects, (-1, 4)), np.ravel(neighbours))
         ]
         return sorted(faces, key=lambda face: -face.score)

@@ -14,8 +14,11 @@ Batching and compilation: images are zero-padded to sides that are multiples of 
 pixels and stacked; all images of one padded size go through the whole pyramid (area resizes,
 the levels packed into one canvas, P-Net) in one jitted call that compiles once per (padded
 size, batch size rounded up to a power of two). Only windows wholly inside the real image
-count, so the padding never changes a result. R-Net and O-Net each run once per
-``detect_batch`` on the patches of every image, padded to a power-of-two count.
+count, so the padding never changes a result. R-Net and O-Net see the patches of every image
+of a ``detect_batch`` together, in batches of 64 (and 16 for the rest): a fixed size compiles
+once, and on XLA:CPU R-Net cost 120–160 µs a patch in batches of 32–128 but 260–280 µs in
+batches of 256–512. Patches are cut with OpenCV's ``warpAffine`` (bilinear, 1/32-pixel
+positions; 7× faster than NumPy gathers for 660 boxes).
 NMS, thresholds and box arithmetic (data-dependent sizes) run in NumPy on the host.
 """
 
@@ -29,14 +32,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+try:
+    import cv2
+except ImportError:  # the predict extra is missing: MTCNN() says so
+    cv2 = None
+
 from ferjax.faces import boxes as B
 from ferjax.faces import pyramid
 from ferjax.faces.detector import EXTRA_HINT, Detector, Face, MissingExtra
 from ferjax.faces.mtcnn_nets import ONet, PNet, RNet, load_params
-from ferjax.faces.sampling import bilinear, box_grid
 
 BUCKET = 128  # padded image sides are multiples of this
-_MIN_PATCHES = 16  # smallest R-Net/O-Net batch (then powers of two)
+_CHUNKS = (64, 16)  # R-Net/O-Net batch sizes: two compiles per network, whatever the patch count
 _GRAY = 127.5  # the normalisation's zero: patch pixels outside the image
 _PNET, _RNET, _ONET = PNet(), RNet(), ONet()
 
@@ -68,13 +75,34 @@ def _onet(params, patches):
     return _ONET.apply(params, _normalise(patches))
 
 
-def _pow2(n: int, least: int = 1) -> int:
-    return max(least, 1 << max(0, n - 1).bit_length())
+def _pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _chunks(n: int) -> list[int]:
+    """Batch sizes, all from ``_CHUNKS``, that cover ``n`` patches with at most 15 padding ones."""
+    large, small = _CHUNKS
+    sizes = [large] * (n // large)
+    rest = n % large
+    return sizes + ([large] if rest > large - small else [small] * math.ceil(rest / small))
+
+
+def _patches(image: np.ndarray, found: np.ndarray, size: int) -> np.ndarray:
+    """float32 ``(N, size, size, 3)``: each box resampled bilinearly (pixel centres), gray outside."""
+    pixels = image.astype(np.float32)
+    out = np.empty((len(found), size, size, 3), np.float32)
+    for k, (x0, y0, x1, y1) in enumerate(found):
+        sx, sy = (x1 - x0) / size, (y1 - y0) / size
+        to_source = np.array([[sx, 0, x0 + sx / 2 - 0.5], [0, sy, y0 + sy / 2 - 0.5]])
+        out[k] = cv2.warpAffine(pixels, to_source, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(_GRAY,) * 3)
+    return out
 
 
 class MTCNN(Detector):
     """The MTCNN cascade. ``thresholds``: P-Net, R-Net, O-Net face probabilities a box must exceed;
-    ``nms``: IoU thresholds for P-Net per level, P-Net across levels, R-Net, O-Net ('min' overlap)."""
+    ``nms``: IoU thresholds for P-Net per level, P-Net across levels, R-Net, O-Net ('min' overlap);
+    ``max_side``, ``border``: see ``ferjax.faces.detector`` (0.1 costs 1.2× the pixels)."""
 
     def __init__(
         self,
@@ -83,13 +111,14 @@ class MTCNN(Detector):
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
         nms: tuple[float, float, float, float] = (0.5, 0.7, 0.7, 0.7),
         max_side: int = 1024,
+        border: float = 0.1,
     ):
-        super().__init__(max_side)
+        super().__init__(max_side, border)
         if min_face_size < pyramid.CELL:
             raise ValueError(f"min_face_size must be >= {pyramid.CELL} pixels (the pyramid only shrinks), got {min_face_size}")
         if not 0 < scale_factor < 1:
             raise ValueError(f"scale_factor must be in (0, 1), got {scale_factor}")
-        if any(importlib.util.find_spec(module) is None for module in ("mtcnn", "joblib", "lz4")):
+        if cv2 is None or any(importlib.util.find_spec(module) is None for module in ("mtcnn", "joblib", "lz4")):
             raise MissingExtra(EXTRA_HINT)
         self.min_face_size, self.scale_factor = float(min_face_size), float(scale_factor)
         self.thresholds, self.nms = tuple(thresholds), tuple(nms)
@@ -141,18 +170,15 @@ class MTCNN(Detector):
         return np.concatenate(found)
 
     def _run(self, net, params, images: list[np.ndarray], candidates: list[np.ndarray], size: int):
-        """``net`` on the ``size``×``size`` patches of every image's candidates, in one call; its outputs
-        split back per image (NumPy)."""
-        counts = [len(c) for c in candidates]
-        total = sum(counts)
-        patches = np.full((_pow2(total, _MIN_PATCHES), size, size, 3), _GRAY, np.float32)
-        start = 0
-        for image, found in zip(images, candidates):
-            ys, xs = box_grid(found, size)
-            patches[start : start + len(found)] = bilinear(image, ys, xs, fill=_GRAY)
-            start += len(found)
-        outputs = [np.asarray(o)[:total] for o in jax.device_get(net(params, patches))]
-        bounds = np.cumsum([0] + counts)
+        """``net`` on the ``size``×``size`` patches of every image's candidates, in ``_CHUNKS``-sized
+        calls; its outputs (NumPy) split back per image."""
+        patches = np.concatenate([_patches(image, found, size) for image, found in zip(images, candidates)])
+        sizes = _chunks(len(patches))
+        patches = np.concatenate([patches, np.full((sum(sizes) - len(patches), size, size, 3), _GRAY, np.float32)])
+        starts = np.cumsum([0] + sizes)
+        calls = [net(params, patches[a:b]) for a, b in zip(starts[:-1], starts[1:])]  # dispatched asynchronously
+        outputs = [np.concatenate(parts) for parts in zip(*jax.device_get(calls))]
+        bounds = np.cumsum([0] + [len(c) for c in candidates])
         return [[o[a:b] for o in outputs] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def _refine(self, images: list[np.ndarray], candidates: list[np.ndarray]) -> list[np.ndarray]:

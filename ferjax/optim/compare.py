@@ -5,7 +5,10 @@ as in seed 003), each in ``<workdir>/<setting>``, and prints a markdown table of
 accuracy (of the model the trainer selects), the steps to 90% training accuracy (the
 first logged ``train`` event whose accuracy, a mean since the previous log, is ≥ 0.9) and
 the best logged training accuracy (augmented batches, dropout on).
-A setting whose directory already holds report.json is not retrained.
+Each setting is trained with :func:`ferjax.train.train_and_evaluate`, so a finished setting
+returns its report without training again, an unfinished one resumes, and one trained with
+another config is a one-line error. On a dataset without a test split the table shows the
+validation accuracy instead, and says so.
 
 Run:  python -m ferjax.optim.compare --config=configs/demo.py --workdir=runs/optim_demo \
           --config.log_every_steps=10
@@ -17,13 +20,13 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from ferjax.errors import FerjaxError, TrainingDiverged
+from ferjax import cli
+from ferjax import main as _train_flags  # noqa: F401  (--config, --workdir)
+from ferjax.errors import TrainingDiverged
 
 # setting name -> (optimizer, learning rate, optimizer hyperparameter overrides)
 SETTINGS = {
@@ -36,16 +39,9 @@ SETTINGS = {
 }
 
 FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
-    """Command-line flags; defined only when run as a program (ferjax.main defines --config too)."""
-    config_flags.DEFINE_config_file("config", None, "Training config file (ml_collections).", lock_config=True)
-    flags.DEFINE_string("workdir", "runs/optim_compare", "Parent directory; one subdirectory per setting.")
-    flags.DEFINE_list("settings", list(SETTINGS), f"Settings to run, from: {', '.join(SETTINGS)}.")
-    flags.DEFINE_float("weight_decay", 1e-4, "Weight decay for every setting (seed 003: 1e-4).")
-    flags.DEFINE_float("train_accuracy", 0.9, "Training-accuracy threshold for the steps-to column.")
-    flags.mark_flags_as_required(["config"])
+flags.DEFINE_list("settings", list(SETTINGS), f"Settings to run, from: {', '.join(SETTINGS)}.")
+flags.DEFINE_float("weight_decay", 1e-4, "Weight decay for every setting (seed 003: 1e-4).")
+flags.DEFINE_float("train_accuracy", 0.9, "Training-accuracy threshold for the steps-to column.")
 
 
 def train_events(metrics_path: Path) -> list[dict]:
@@ -72,42 +68,50 @@ def setting_config(base, name: str, weight_decay: float):
     return config
 
 
-def table_row(name: str, config, workdir: Path, threshold: float) -> str:
-    report = json.loads((workdir / "report.json").read_text())
+def table_row(name: str, config, report: dict, workdir: Path, threshold: float) -> str:
+    """One markdown row from a setting's report and its ``workdir/metrics.jsonl``."""
     reached = steps_to_accuracy(workdir / "metrics.jsonl", threshold)
     best_train = max(e["accuracy"] for e in train_events(workdir / "metrics.jsonl"))
     hparams = ", ".join(f"{k}={v}" for k, v in SETTINGS[name][2].items()) or "–"
-    test = report["splits"]["test"]["accuracy"]
+    splits = report["splits"]
+    if "test" in splits:
+        accuracy = f"{100 * splits['test']['accuracy']:.2f}%"
+    elif "validation" in splits:
+        accuracy = f"– (no test split; validation {100 * splits['validation']['accuracy']:.2f}%)"
+    else:
+        accuracy = "– (no test or validation split)"
     return (
-        f"| {name} | {config.learning_rate:g} | {hparams} | {100 * test:.2f}% | "
+        f"| {name} | {config.learning_rate:g} | {hparams} | {accuracy} | "
         f"{'–' if reached is None else reached} | {100 * best_train:.1f}% | {report['steps']} | "
         f"{report['selected_model']} | {report['wall_seconds']:.0f} |"
     )
 
 
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def compare(base, workdir: str | Path, settings: list[str], weight_decay: float, threshold: float) -> list[str]:
+    """Train (or resume, or read back) each setting in ``workdir/<setting>``; the table's rows."""
     from ferjax.train import train_and_evaluate
 
+    rows = []
+    for name in settings:
+        config = setting_config(base, name, weight_decay)
+        setting_dir = Path(workdir) / name
+        print(f"== {name}: {setting_dir}", flush=True)
+        try:
+            report = train_and_evaluate(config, setting_dir)
+        except TrainingDiverged as error:
+            rows.append(f"| {name} | {config.learning_rate:g} | diverged: {error} |")
+            continue
+        rows.append(table_row(name, config, report, setting_dir, threshold))
+    return rows
+
+
+def main(argv) -> None:
+    cli.setup(argv)
     unknown = sorted(set(FLAGS.settings) - set(SETTINGS))
     if unknown:
-        raise app.UsageError(f"unknown settings {unknown}; valid: {', '.join(SETTINGS)}")
-    rows = []
-    for name in FLAGS.settings:
-        config = setting_config(FLAGS.config, name, FLAGS.weight_decay)
-        workdir = Path(FLAGS.workdir) / name
-        if not (workdir / "report.json").exists():
-            print(f"== {name}: training in {workdir}", flush=True)
-            try:
-                train_and_evaluate(config, workdir)
-            except TrainingDiverged as error:
-                rows.append(f"| {name} | {config.learning_rate:g} | diverged: {error} |")
-                continue
-            except FerjaxError as error:
-                print(f"ferjax: error: {error}", file=sys.stderr)
-                sys.exit(1)
-        rows.append(table_row(name, config, workdir, FLAGS.train_accuracy))
+        cli.fail(f"--settings: unknown {unknown}; valid: {', '.join(SETTINGS)}", 2)
+    with cli.user_errors():
+        rows = compare(FLAGS.config, FLAGS.workdir, FLAGS.settings, FLAGS.weight_decay, FLAGS.train_accuracy)
     print(
         f"\n| setting | lr | hyperparameters | test accuracy | steps to {100 * FLAGS.train_accuracy:.0f}% "
         "train accuracy | best logged train accuracy | steps | selected model | wall s |"
@@ -117,5 +121,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    FLAGS.set_default("workdir", "runs/optim_compare")
+    cli.run(main, required=("config",))
