@@ -9,8 +9,7 @@ to ``checkpoints/damaged/`` and falls back to the newest intact one, saying so i
 Restoring takes an abstract target whose shardings come from the *current* mesh, so a run
 saved on one device count restores on another. A save that would not fit on the disk is
 refused before orbax writes anything (:class:`NoSpace`), so the previous checkpoint stays
-intact and no partial folder is left; :func:`discard_partial` removes the partial folders of
-a write that failed anyway.
+intact; :meth:`Checkpoints.wait` removes the partial folders of a write that failed anyway.
 """
 
 from __future__ import annotations
@@ -187,7 +186,13 @@ class Checkpoints:
         return target
 
     def wait(self) -> None:
-        _each(lambda m: m.wait_until_finished(), self._managers.values())
+        """Finish the writes in flight; a write that failed (a full disk) leaves no partial folder."""
+        try:
+            _each(lambda m: m.wait_until_finished(), self._managers.values())
+        except Exception:
+            for path in [p for kind in KINDS for p in self.directory(kind).glob(_PARTIAL)]:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
 
     def close(self) -> None:
         _each(lambda m: m.close(), self._managers.values())
@@ -205,13 +210,6 @@ def _each(action: Callable[[Any], None], managers) -> None:
         raise errors[0]
 
 
-def discard_partial(workdir: str | Path) -> None:
-    """Remove the partial folders a failed checkpoint write left in ``workdir``."""
-    root = Path(workdir) / "checkpoints"
-    for path in [p for kind in KINDS for p in (root / kind).glob(_PARTIAL)]:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def _verify(meta: dict, parts: dict[str, Any]) -> None:
     expected = meta.get("digests")
     if expected is None:  # written before digests existed: nothing to compare
@@ -223,7 +221,7 @@ def _verify(meta: dict, parts: dict[str, Any]) -> None:
 
 
 def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
+    text = str(error).strip().split(" See full TensorStore details")[0].splitlines()  # the rest is a repr
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 

@@ -21,11 +21,16 @@ from pathlib import Path
 from absl import flags
 
 from ferjax import cli
-from ferjax import main as _train_flags  # noqa: F401  (--config, --workdir)
 from ferjax.errors import ConfigError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("folds", None, "Folds to run (default: every fold, 0 … num_folds − 1).")
+
+
+def define_flags() -> None:
+    """The command's flags, defined only when it runs (other commands define ``--workdir`` their own way)."""
+    from ferjax import main  # noqa: F401  (--config, --workdir)
+
+    flags.DEFINE_list("folds", None, "Folds to run (default: every fold, 0 … num_folds − 1).")
 
 
 def fold_options(config):
@@ -93,4 +98,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     cli.run(main, required=("config",))

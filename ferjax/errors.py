@@ -27,3 +27,7 @@ class RunError(FerjaxError):
 
 class TrainingInterrupted(FerjaxError):
     """The user stopped training (Ctrl-C); the run resumes with the same command."""
+
+
+class MissingExtra(FerjaxError):
+    """An optional dependency group (e.g. ``pip install 'ferjax[predict]'``) is not installed."""

@@ -30,13 +30,6 @@ from ferjax.data import load_dataset, tta
 from ferjax.errors import ConfigError, RunError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("workdir", None, "A run's workdir (repeat for an ensemble), or a crossval workdir.")
-flags.DEFINE_enum("split", "test", ["test", "validation"], "Split of the runs' dataset to evaluate.")
-flags.DEFINE_enum("tta", "flip", list(tta.MODES), "Test-time augmentation reported next to no TTA.")
-flags.DEFINE_integer("tta_samples", 8, "Draws of the training augmentation for --tta=augment.")
-flags.DEFINE_string("weights", "equal", "Ensemble weights: equal, validation (fitted on validation), or w1,w2,…")
-flags.DEFINE_string("checkpoint", "best", "Checkpoint of each run: best, latest or a step number.")
-flags.DEFINE_string("out", None, "Directory for evaluation.json, evaluation.md and confusion PNGs.")
 
 
 @dataclasses.dataclass
@@ -206,5 +199,17 @@ def _crossval(out: Path, workdirs: list[Path], folds: list[str], kwargs: dict) -
     return head + "\n\n" + "\n".join(parts)
 
 
+def define_flags() -> None:
+    """The command's flags, defined only when it runs (other commands define some of the same names)."""
+    flags.DEFINE_multi_string("workdir", None, "A run's workdir (repeat for an ensemble), or a crossval workdir.")
+    flags.DEFINE_enum("split", "test", ["test", "validation"], "Split of the runs' dataset to evaluate.")
+    flags.DEFINE_enum("tta", "flip", list(tta.MODES), "Test-time augmentation reported next to no TTA.")
+    flags.DEFINE_integer("tta_samples", 8, "Draws of the training augmentation for --tta=augment.")
+    flags.DEFINE_string("weights", "equal", "Ensemble weights: equal, validation (fitted on validation), or w1,w2,…")
+    flags.DEFINE_string("checkpoint", "best", "Checkpoint of each run: best, latest or a step number.")
+    flags.DEFINE_string("out", None, "Directory for evaluation.json, evaluation.md and confusion PNGs.")
+
+
 if __name__ == "__main__":
+    define_flags()
     cli.run(main, required=("workdir", "out"))

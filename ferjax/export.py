@@ -19,8 +19,9 @@ for CPU, CUDA and TPU. A program that has jax (and neither ferjax nor flax) runs
 
 ``tflite``: the same function through ``jax.experimental.jax2tf`` and the TFLite converter,
 signature ``serving_default``; it runs with ``ai-edge-litert`` alone (no TensorFlow, no JAX).
-Its batch is fixed to 1: a symbolic batch adds shape assertions that JAX writes in a newer
-StableHLO than TensorFlow 2.21's converter reads. Converting needs ``pip install 'ferjax[export]'``.
+Its batch is fixed to 1: a symbolic batch adds shape-assertion custom calls, which JAX 0.12
+serialises as StableHLO 1.18 ops that TensorFlow 2.21's converter (StableHLO 1.13) cannot read.
+Converting needs ``pip install 'ferjax[export]'``.
 
 ``FILE.json`` beside the artifact records the format, class names, input and output spec, the
 run and checkpoint it came from and the ferjax version. Each file is written atomically.
@@ -29,7 +30,6 @@ run and checkpoint it came from and the ferjax version. Each file is written ato
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -40,9 +40,9 @@ import numpy as np
 from absl import flags
 
 import ferjax
-from ferjax import cli, run
+from ferjax import cli, files, run
 from ferjax.data import preprocess
-from ferjax.errors import ConfigError
+from ferjax.errors import ConfigError, MissingExtra
 from ferjax.models import conv
 
 FORMATS = ("stablehlo", "tflite")
@@ -50,10 +50,6 @@ PLATFORMS = ("cpu", "cuda", "tpu")  # what the StableHLO artifact is lowered for
 EXTRA_HINT = "pip install 'ferjax[export]'"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "The trained run to export.")
-flags.DEFINE_string("checkpoint", "best", "Checkpoint: best, latest or a step number.")
-flags.DEFINE_enum("format", None, list(FORMATS), "stablehlo (jax.export) or tflite (LiteRT; needs ferjax[export]).")
-flags.DEFINE_string("out", None, "The file to write; FILE.json beside it describes it.")
 
 
 def serving_function(model: run.TrainedModel) -> Callable[[jax.Array], dict]:
@@ -89,9 +85,8 @@ def to_tflite(model: run.TrainedModel) -> bytes:
         import tensorflow as tf
         from jax.experimental import jax2tf
     except ImportError as error:
-        raise ConfigError(f"--format=tflite needs TensorFlow to convert ({error}): {EXTRA_HINT}") from None
-    spec = _input_spec(model, 1)
-    signature = tf.TensorSpec(spec.shape, tf.uint8, name="images")
+        raise MissingExtra(f"--format=tflite needs TensorFlow to convert ({error}): {EXTRA_HINT}") from None
+    signature = tf.TensorSpec(_input_spec(model, 1).shape, tf.uint8, name="images")
     with conv.forced("xla"):
         function = tf.function(jax2tf.convert(serving_function(model), with_gradient=False), autograph=False,
                                input_signature=[signature])
@@ -108,9 +103,10 @@ def describe(model: run.TrainedModel, fmt: str) -> dict:
     return {
         "format": fmt,
         "ferjax_version": ferjax.__version__,
+        "jax_version": jax.__version__,  # jax.export reads artifacts of jax versions up to ~6 months older
         "run": str(model.workdir),
         "checkpoint": f"{model.checkpoint} (step {model.step})",
-        "dataset": model.record.get("dataset"),
+        "dataset": model.record["dataset"],
         "model": model.config.model,
         "class_names": list(model.class_names),
         "input": {
@@ -128,16 +124,6 @@ def describe(model: run.TrainedModel, fmt: str) -> dict:
     }
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def export_run(workdir: str | Path, fmt: str, out: str | Path, checkpoint: str | int = "best") -> Path:
     """Export ``workdir``'s ``checkpoint`` as ``fmt`` to ``out`` (and ``out.json``); returns ``out``."""
     if fmt not in FORMATS:
@@ -148,8 +134,8 @@ def export_run(workdir: str | Path, fmt: str, out: str | Path, checkpoint: str |
     model = run.load_run(workdir, checkpoint)
     artifact = to_stablehlo(model) if fmt == "stablehlo" else to_tflite(model)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(out, artifact)
-    write_atomically(out.with_name(out.name + ".json"), (json.dumps(describe(model, fmt), indent=2) + "\n").encode())
+    files.write_atomically(out, artifact)
+    files.write_atomically(out.with_name(out.name + ".json"), (json.dumps(describe(model, fmt), indent=2) + "\n").encode())
     return out
 
 
@@ -160,5 +146,14 @@ def main(argv) -> None:
     print(f"Written: {out} ({out.stat().st_size:,} bytes, {FLAGS.format}) and {out}.json")
 
 
+def define_flags() -> None:
+    """The command's flags, defined only when it runs (other commands define some of the same names)."""
+    flags.DEFINE_string("workdir", None, "The trained run to export.")
+    flags.DEFINE_string("checkpoint", "best", "Checkpoint: best, latest or a step number.")
+    flags.DEFINE_enum("format", None, list(FORMATS), "stablehlo (jax.export) or tflite (LiteRT; needs ferjax[export]).")
+    flags.DEFINE_string("out", None, "The file to write; FILE.json beside it describes it.")
+
+
 if __name__ == "__main__":
+    define_flags()
     cli.run(main, required=("workdir", "format", "out"))

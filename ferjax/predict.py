@@ -25,7 +25,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -34,7 +33,7 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from ferjax import cli, run
+from ferjax import cli, files, run
 from ferjax.data import images as image_io
 from ferjax.errors import ConfigError, DataError, RunError
 
@@ -215,23 +214,17 @@ def read_boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]
 # ---------------------------------------------------------------------------- outputs
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def write_outputs(out: Path, predictions: list[Prediction], errors: list[dict], class_names: Sequence[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "predictions.jsonl", "".join(json.dumps(dataclasses.asdict(p)) + "\n" for p in predictions))
+    files.write_atomically(out / "predictions.jsonl", "".join(json.dumps(dataclasses.asdict(p)) + "\n" for p in predictions))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["path", "frame", "face", "x0", "y0", "x1", "y1", "score", "label", *class_names])
     for p in predictions:
         writer.writerow([p.path, "" if p.frame is None else p.frame, p.face, *p.box, p.score, p.label,
                          *(p.probabilities[n] for n in class_names)])
-    _write_atomic(out / "predictions.csv", buffer.getvalue())
-    _write_atomic(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
+    files.write_atomically(out / "predictions.csv", buffer.getvalue())
+    files.write_atomically(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
 
 
 def annotate(out: Path, predictions: list[Prediction]) -> int:
@@ -256,17 +249,6 @@ def annotate(out: Path, predictions: list[Prediction]) -> int:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("workdir", None, "A trained run's workdir (repeat for an ensemble).")
-flags.DEFINE_string("out", "predictions", "Output directory.")
-flags.DEFINE_bool("no_detect", False, "Skip face detection: each image is one face that is already cropped.")
-flags.DEFINE_enum("detector", "mtcnn", ["mtcnn", "haar"], "Face detector.")
-flags.DEFINE_string("boxes", None, "CSV of faces to use instead of detection: path,x0,y0,x1,y1 per row.")
-flags.DEFINE_string("tta", "none", "Test-time augmentation: none, flip, crops or augment.")
-flags.DEFINE_integer("tta_samples", 8, "Draws of the training augmentation for --tta=augment.")
-flags.DEFINE_bool("annotate", False, "Write copies of the images with boxes and labels to OUT/annotated/.")
-flags.DEFINE_integer("every_nth_frame", 1, "Videos: predict every k-th frame.")
-flags.DEFINE_string("checkpoint", "best", "Checkpoint of each run: best, latest or a step number.")
-flags.DEFINE_integer("batch_size", 64, "Faces per jitted model call.")
 
 
 def main(argv) -> None:
@@ -296,6 +278,22 @@ def main(argv) -> None:
         raise SystemExit(1)
 
 
+def define_flags() -> None:
+    """The command's flags, defined only when it runs (other commands define some of the same names)."""
+    flags.DEFINE_multi_string("workdir", None, "A trained run's workdir (repeat for an ensemble).")
+    flags.DEFINE_string("out", "predictions", "Output directory.")
+    flags.DEFINE_bool("no_detect", False, "Skip face detection: each image is one face that is already cropped.")
+    flags.DEFINE_enum("detector", "mtcnn", ["mtcnn", "haar"], "Face detector.")
+    flags.DEFINE_string("boxes", None, "CSV of faces to use instead of detection: path,x0,y0,x1,y1 per row.")
+    flags.DEFINE_string("tta", "none", "Test-time augmentation: none, flip, crops or augment.")
+    flags.DEFINE_integer("tta_samples", 8, "Draws of the training augmentation for --tta=augment.")
+    flags.DEFINE_bool("annotate", False, "Write copies of the images with boxes and labels to OUT/annotated/.")
+    flags.DEFINE_integer("every_nth_frame", 1, "Videos: predict every k-th frame.")
+    flags.DEFINE_string("checkpoint", "best", "Checkpoint of each run: best, latest or a step number.")
+    flags.DEFINE_integer("batch_size", 64, "Faces per jitted model call.")
+
+
 if __name__ == "__main__":
+    define_flags()
     cli.run(main, required=("workdir",))
 

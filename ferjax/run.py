@@ -15,7 +15,6 @@ import dataclasses
 import datetime
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +27,7 @@ import optax
 from flax import struct
 
 import ferjax
-from ferjax import losses, models, parallel
+from ferjax import files, losses, models, parallel
 from ferjax.checkpoint import Checkpoints, Damaged, abstract_like
 from ferjax.data import preprocess, tta
 from ferjax.errors import RunError
@@ -95,10 +94,7 @@ def make_record(config: ml_collections.ConfigDict, dataset: str, class_names: Se
 
 def write_record(workdir: Path, record: dict) -> None:
     """Write run.json atomically (never half-written)."""
-    path = Path(workdir) / RUN_FILE
-    partial = path.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(partial, path)
+    files.write_atomically(Path(workdir) / RUN_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def read_record(workdir: str | Path) -> dict:

@@ -27,7 +27,7 @@ import optax
 from tqdm import tqdm
 
 from ferjax import checks, evaluation, optim, parallel, run
-from ferjax.checkpoint import Checkpoints, NoSpace, abstract_like, discard_partial
+from ferjax.checkpoint import Checkpoints, NoSpace, abstract_like
 from ferjax.data import DatasetSplits, load_dataset, pipeline
 from ferjax.data.sources import labels_of
 from ferjax.errors import CheckpointError, FerjaxError, RunError, TrainingDiverged, TrainingInterrupted
@@ -128,7 +128,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, m
         raise  # already one line, naming its own file or folder (e.g. a full dataset cache)
     except Exception as error:
         if _is_disk_full(error):  # orbax/tensorstore report ENOSPC in their own exception types
-            discard_partial(workdir)
             raise FerjaxError(f"cannot write to {workdir}: no space left on device; {_kept(workdir)}") from None
         if isinstance(error, OSError):
             raise FerjaxError(f"{error.filename or workdir}: {error.strerror or error}") from None
@@ -161,10 +160,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
     if not (workdir / run.RUN_FILE).exists():  # only once the model builds: a bad config records nothing
         run.write_record(workdir, run.make_record(config, splits.name, class_names))
 
-    with contextlib.ExitStack() as cleanup:  # on every exit: writes finished, managers and writer closed
-        checkpoints = Checkpoints(workdir, config.keep_checkpoints)
-        cleanup.callback(checkpoints.close)
-        cleanup.callback(checkpoints.wait)
+    checkpoints = Checkpoints(workdir, config.keep_checkpoints)
+    writer = None
+    try:
         meta = {"best_validation_accuracy": -1.0}
         try:
             resumed = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target))
@@ -175,7 +173,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
             start_step, (state, meta) = resumed
             print(f"Resuming from step {start_step} in {workdir}")
         checkpoints.discard_best_after(start_step)  # written after the restored step: redone exactly
-        writer = cleanup.enter_context(contextlib.closing(MetricWriter(workdir, resume_step=start_step)))
+        writer = MetricWriter(workdir, resume_step=start_step)
         step = _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,
                       start_step, steps_per_epoch, total_steps)
         report = _final_report(config, workdir, splits, model, mesh, checkpoints, target, writer)
@@ -186,6 +184,21 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
         )
         (workdir / REPORT_FILE).write_text(json.dumps(report, indent=2))
         return report
+    finally:
+        _close(checkpoints, writer)
+
+
+def _close(checkpoints: Checkpoints, writer: MetricWriter | None) -> None:
+    """On every exit: pending checkpoint writes finished (a failed one's partial folders removed),
+    the managers closed, then the writer (last: it can flush once a failed write's space is freed)."""
+    try:
+        checkpoints.wait()
+    finally:
+        try:
+            checkpoints.close()
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,

@@ -51,5 +51,7 @@ class MetricWriter:
         self._tensorboard.flush()
 
     def close(self) -> None:
-        self._file.close()
-        self._tensorboard.close()
+        try:
+            self._file.close()
+        finally:  # also when the disk is full: the TensorBoard thread and file must not outlive the run
+            self._tensorboard.close()

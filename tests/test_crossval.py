@@ -1,5 +1,6 @@
 """k-fold cross-validation command (SPEC §3): every fold trained in its own workdir, summary, resume."""
 
+import copy
 import json
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from PIL import Image
 
 from ferjax import crossval
-from ferjax.errors import ConfigError
+from ferjax.errors import ConfigError, RunError
 from tests.test_train import toy_config
 
 
@@ -58,3 +59,19 @@ def test_folds_out_of_range_and_datasets_without_folds_are_config_errors(tmp_pat
         crossval.run_folds(_config(tmp_path), tmp_path / "cv", folds=[3])
     with pytest.raises(ConfigError, match="has no folds"):
         crossval.run_folds(toy_config(), tmp_path / "cv")
+
+
+def test_a_fold_stopped_early_or_trained_with_another_config_is_not_trusted(tmp_path):
+    config = _config(tmp_path)
+    config.num_epochs, config.max_steps = 2, 1
+    crossval.run_folds(config, tmp_path / "cv", folds=[0])
+    report_path = tmp_path / "cv" / "fold0" / "report.json"
+    assert json.loads(report_path.read_text())["stopped_early"]
+    other = copy.deepcopy(config)
+    other.model, other.max_steps = "resnet18", -1
+    with pytest.raises(RunError, match=r"fold0 holds a run with another config \(model differ"):
+        crossval.run_folds(other, tmp_path / "cv", folds=[0])
+    config.max_steps = -1  # max_steps may change on a rerun: the fold resumes and finishes
+    crossval.run_folds(config, tmp_path / "cv", folds=[0])
+    report = json.loads(report_path.read_text())
+    assert report["steps"] == report["total_steps"] > 1 and not report["stopped_early"]

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,19 +44,28 @@ assert not loaded, loaded
 
 
 def build_run(workdir: Path, **overrides) -> Path:
-    """A run directory as the trainer leaves it (run.json, a checkpoint), without training:
-    initial weights and random BatchNorm running statistics (not the initial 0 and 1)."""
+    """A run directory as the trainer leaves it (run.json, a checkpoint), without training or
+    initialising (slow for EmoSynthNet): He-scaled random weights, random BatchNorm statistics."""
     toy_data.register()
     config = toy_config(**overrides)
     model, _ = build_model(config, len(CLASSES))
-    state = run.init_state(model, optax.sgd(0.1), config, seed=0)
+    shapes = jax.eval_shape(lambda: run.init_variables(model, config, 0))
     rng = np.random.default_rng(0)
 
-    def statistic(path, value):
-        drawn = rng.uniform(0.5, 2.0, value.shape) if path[-1].key == "var" else rng.normal(0.0, 0.3, value.shape)
-        return drawn.astype(value.dtype)
+    def draw(path, leaf):
+        name, shape = path[-1].key, leaf.shape
+        if len(shape) > 1:  # a kernel
+            value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[:-1])), shape)
+        elif name == "var":
+            value = rng.uniform(0.5, 2.0, shape)
+        else:  # biases, BatchNorm scales, offsets and means
+            value = (name == "scale") + rng.normal(0.0, 0.3, shape)
+        return value.astype(leaf.dtype)
 
-    state = state.replace(batch_stats=jax.tree_util.tree_map_with_path(statistic, state.batch_stats))
+    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    state = run.TrainState(step=np.int32(0), params=variables["params"], batch_stats=variables["batch_stats"],
+                           opt_state=optax.sgd(0.1).init(variables["params"]))
+    workdir.mkdir(parents=True, exist_ok=True)
     run.write_record(workdir, run.make_record(config, toy_data.NAME, CLASSES))
     checkpoints = Checkpoints(workdir)
     checkpoints.save(0, state, {})
@@ -94,7 +104,10 @@ def test_stablehlo_artifact_is_the_inference_graph_with_xla_convolutions(exporte
     (images,) = loaded.in_avals
     assert images.dtype == np.uint8 and images.shape[1:] == (16, 16, 1) and not isinstance(images.shape[0], int)
     assert [a.shape[1:] for a in loaded.out_avals] == [(7,), (7,)]  # logits, probabilities: no aux head
-    assert "stablehlo.convolution" in loaded.mlir_module()
+    # Every kernel is an XLA convolution's operand (im2col would reshape it for a matmul).
+    kernels = {"x".join(map(str, leaf.shape)) + "xf32" for path, leaf in jax.tree_util.tree_leaves_with_path(
+        model.variables["params"]) if leaf.ndim == 4 and "aux" not in jax.tree_util.keystr(path)}
+    assert set(re.findall(r"stablehlo\.convolution\(.*?: \(tensor<[^>]*>, tensor<([^>]*)>\)", loaded.mlir_module())) == kernels
     assert set(export.PLATFORMS) <= set(loaded.platforms)
     sidecar = json.loads(artifact.with_name(artifact.name + ".json").read_text())
     assert sidecar["format"] == "stablehlo" and sidecar["class_names"] == CLASSES

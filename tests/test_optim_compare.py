@@ -5,7 +5,9 @@ import json
 import ml_collections
 
 from ferjax import optim
+from ferjax.optim import compare
 from ferjax.optim.compare import SETTINGS, setting_config, steps_to_accuracy
+from tests.test_train import toy_config
 
 
 def test_steps_to_accuracy_reads_the_first_train_event_over_the_threshold(tmp_path):
@@ -33,3 +35,18 @@ def test_settings_use_the_seeds_learning_rates():
     config = setting_config(base, "armin_adam_b1_0.8", 1e-4)
     assert (config.optimizer, config.optimizers.armin_adam.b1, config.weight_decay) == ("armin_adam", 0.8, 1e-4)
     assert base.optimizer == "adam" and base.optimizers.armin_adam.b1 == 0.9  # base untouched
+
+
+def test_unfinished_settings_resume_and_a_missing_test_split_reports_validation(tmp_path):
+    base = toy_config(**{
+        "dataset": "demo", "datasets.demo.train_size": 32, "datasets.demo.validation_size": 14,
+        "datasets.demo.test_size": 0, "num_epochs": 1, "max_steps": 1,
+    })
+    compare.compare(base, tmp_path, ["adam"], 1e-4, 0.9)
+    report_path = tmp_path / "adam" / "report.json"
+    assert json.loads(report_path.read_text())["stopped_early"]
+    base.max_steps = -1  # the stopped setting's report.json is not reused: it resumes and finishes
+    (row,) = compare.compare(base, tmp_path, ["adam"], 1e-4, 0.9)
+    report = json.loads(report_path.read_text())
+    assert report["steps"] == 2 and not report["stopped_early"]
+    assert "| – (no test split; validation " in row

@@ -57,10 +57,10 @@ def full(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory):
-    """The same run stopped after step 6: latest/ holds steps 4 and 6, best/ step 6."""
+    """The same run stopped after step 6, a checkpoint at every step: latest/1 … latest/6, best/6."""
     workdir = tmp_path_factory.mktemp("stopped")
-    train.train_and_evaluate(toy_config(max_steps=6), workdir)
-    assert sorted(os.listdir(workdir / "checkpoints" / "latest")) == ["4", "6"]
+    train.train_and_evaluate(toy_config(max_steps=6, checkpoint_every_steps=1, keep_checkpoints=6), workdir)
+    assert sorted(os.listdir(workdir / "checkpoints" / "latest")) == ["1", "2", "3", "4", "5", "6"]
     return workdir
 
 
@@ -69,10 +69,11 @@ def resume(workdir, **harmless):
     return train.train_and_evaluate(toy_config(**harmless), workdir)
 
 
-def test_crash_between_the_best_and_the_latest_save_resumes(tmp_path, full, stopped):
+def test_crash_between_the_best_and_the_latest_save_resumes(tmp_path, capsys, full, stopped):
     workdir = copy_run(stopped, tmp_path)
     shutil.rmtree(workdir / "checkpoints" / "latest" / "6")  # best/6 written, latest/6 not: killed in between
     report = resume(workdir)
+    assert "Resuming from step 5" in capsys.readouterr().out
     assert report["steps"] == 12 and report["selected_model"] == full[1]["selected_model"]
     assert_same_variables(workdir, full[0])
 
@@ -102,31 +103,45 @@ def _flipped_4k(step_dir):
     path.write_bytes(data)
 
 
-@pytest.mark.parametrize("damage", [_missing_metadata, _truncated_data, _deleted_meta, _flipped_4k])
-def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, capsys, full, stopped, damage):
+def _altered_values(step_dir):
+    """Readable data that is not what was saved: the digest written with it no longer matches."""
+    path = step_dir / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    meta["digests"]["params"] = "0" * 32
+    path.write_text(json.dumps(meta))
+
+
+DAMAGES = {6: _missing_metadata, 5: _truncated_data, 4: _deleted_meta, 3: _flipped_4k, 2: _altered_values}
+
+
+def test_damaged_latest_checkpoints_fall_back_to_the_newest_intact_one(tmp_path, capsys, full, stopped):
     workdir = copy_run(stopped, tmp_path)
-    damage(workdir / "checkpoints" / "latest" / "6")
+    for step, damage in DAMAGES.items():
+        damage(workdir / "checkpoints" / "latest" / str(step))
     # log_every_steps, checkpoint_every_steps and progress_bar may differ on a rerun: same result.
     report = resume(workdir, log_every_steps=3, checkpoint_every_steps=5, progress_bar=False)
     out = capsys.readouterr().out
-    (note,) = [line for line in out.splitlines() if "is damaged" in line]
-    assert f"{workdir}/checkpoints/latest/6 is damaged" in note and "falling back to step 4" in note
-    assert "Resuming from step 4" in out
+    notes = [line for line in out.splitlines() if " is damaged (" in line]
+    assert [re.search(r"latest/(\d+) is damaged .*; falling back to step (\d+)$", n).groups() for n in notes] == [
+        (str(s), str(s - 1)) for s in DAMAGES
+    ], notes
+    assert "params differ from the digest" in notes[-1]
+    assert "Resuming from step 1" in out
     assert report["steps"] == 12
     assert_same_variables(workdir, full[0])
-    (kept,) = os.listdir(workdir / "checkpoints" / "damaged")  # kept for inspection, not deleted
-    assert kept.startswith("latest-6-")
+    kept = sorted(name.split("-")[1] for name in os.listdir(workdir / "checkpoints" / "damaged"))
+    assert kept == sorted(str(s) for s in DAMAGES)  # moved aside for inspection, not deleted
 
 
 def test_no_intact_checkpoint_is_one_line_naming_the_directory(tmp_path, stopped):
     workdir = copy_run(stopped, tmp_path)
-    _deleted_meta(workdir / "checkpoints" / "latest" / "6")
-    _truncated_data(workdir / "checkpoints" / "latest" / "4")
+    for step in range(1, 7):
+        _deleted_meta(workdir / "checkpoints" / "latest" / str(step))
     with pytest.raises(CheckpointError) as error:
         resume(workdir)
     message = str(error.value)
     assert "\n" not in message and f"no intact checkpoint in {workdir}/checkpoints/latest" in message
-    assert sorted(p.split("-")[1] for p in os.listdir(workdir / "checkpoints" / "damaged")) == ["4", "6"]
+    assert len(os.listdir(workdir / "checkpoints" / "damaged")) == 6
 
 
 @pytest.mark.parametrize(
@@ -180,13 +195,6 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
         train.train_and_evaluate(toy_config(), tmp_path / "file")
 
 
-def test_nan_stop_says_when_no_checkpoint_exists(tmp_path):
-    config = toy_config(learning_rate=1e12, optimizer="sgd", log_every_steps=1)
-    with pytest.raises(train.TrainingDiverged, match=r"at step [23]; stopping \(no checkpoint was written before it\)"):
-        train.train_and_evaluate(config, tmp_path)
-    assert os.listdir(tmp_path / "checkpoints" / "latest") == []
-
-
 def test_nan_stop_names_the_checkpoint_it_keeps(tmp_path):
     config = toy_config(learning_rate=1e12, optimizer="sgd", log_every_steps=1, checkpoint_every_steps=1)
     with pytest.raises(train.TrainingDiverged, match=r"at step 2; stopping \(the last good checkpoint, step 1, is kept in .*latest\)"):
@@ -234,31 +242,24 @@ def tiny_tmpfs(tmp_path):
 
 
 def _fill(mount, leave):
-    free = shutil.disk_usage(mount).free
-    with open(mount / "filler", "wb") as f:
-        f.write(b"\0" * max(0, free - leave))
-
-
-def test_real_full_disk_refused_before_writing(tiny_tmpfs):
-    workdir = tiny_tmpfs / "run"
-    train.train_and_evaluate(toy_config(max_steps=4), workdir)
-    _fill(tiny_tmpfs, leave=256 << 10)
-    with pytest.raises(FerjaxError, match=r"no space left on device .*; the checkpoint at step 4 is kept$"):
-        train.train_and_evaluate(toy_config(), workdir)
-    assert leftovers(workdir) == []
-    assert run.load_run(workdir, "latest").step == 4
+    """Grow ``mount/filler`` until ``leave`` bytes are free."""
+    with open(mount / "filler", "ab") as f:
+        f.write(b"\0" * max(0, shutil.disk_usage(mount).free - leave))
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's closed event loop
-def test_real_full_disk_inside_an_orbax_write_is_cleaned_up(tiny_tmpfs, monkeypatch):
+def test_real_full_disk(tiny_tmpfs, monkeypatch):
     workdir = tiny_tmpfs / "run"
     train.train_and_evaluate(toy_config(max_steps=4), workdir)
+    _fill(tiny_tmpfs, leave=256 << 10)
+    with pytest.raises(FerjaxError, match=r"no space left on device \(needs .*\); the checkpoint at step 4 is kept$"):
+        train.train_and_evaluate(toy_config(), workdir)  # refused before orbax writes anything
+    assert leftovers(workdir) == [] and run.load_run(workdir, "latest").step == 4
     _fill(tiny_tmpfs, leave=48 << 10)
-    monkeypatch.setattr(checkpoint, "SPACE_MARGIN", -(1 << 40))  # skip the check: orbax itself hits ENOSPC
+    monkeypatch.setattr(checkpoint, "SPACE_MARGIN", -(1 << 40))  # no check: orbax's own write hits ENOSPC
     with pytest.raises(FerjaxError, match=rf"^cannot write to {workdir}: no space left on device; the checkpoint at step 4"):
         train.train_and_evaluate(toy_config(), workdir)
-    assert leftovers(workdir) == []
-    assert run.load_run(workdir, "latest").step == 4
+    assert leftovers(workdir) == [] and run.load_run(workdir, "latest").step == 4
 
 
 # ----------------------------------------------------------------------- the command line (subprocesses)

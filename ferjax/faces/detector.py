@@ -18,14 +18,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ferjax.errors import ConfigError, FerjaxError
+from ferjax.errors import ConfigError, MissingExtra
 
 DETECTORS = ("mtcnn", "haar")
 EXTRA_HINT = "face detection needs the predict extra: pip install 'ferjax[predict]' (or use --no_detect)"
-
-
-class MissingExtra(FerjaxError):
-    """An optional dependency group (``pip install 'ferjax[predict]'``) is not installed."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

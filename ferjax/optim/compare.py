@@ -25,7 +25,6 @@ from pathlib import Path
 from absl import flags
 
 from ferjax import cli
-from ferjax import main as _train_flags  # noqa: F401  (--config, --workdir)
 from ferjax.errors import TrainingDiverged
 
 # setting name -> (optimizer, learning rate, optimizer hyperparameter overrides)
@@ -39,9 +38,16 @@ SETTINGS = {
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("settings", list(SETTINGS), f"Settings to run, from: {', '.join(SETTINGS)}.")
-flags.DEFINE_float("weight_decay", 1e-4, "Weight decay for every setting (seed 003: 1e-4).")
-flags.DEFINE_float("train_accuracy", 0.9, "Training-accuracy threshold for the steps-to column.")
+
+
+def define_flags() -> None:
+    """The command's flags, defined only when it runs (other commands define ``--workdir`` their own way)."""
+    from ferjax import main  # noqa: F401  (--config, --workdir)
+
+    FLAGS.set_default("workdir", "runs/optim_compare")
+    flags.DEFINE_list("settings", list(SETTINGS), f"Settings to run, from: {', '.join(SETTINGS)}.")
+    flags.DEFINE_float("weight_decay", 1e-4, "Weight decay for every setting (seed 003: 1e-4).")
+    flags.DEFINE_float("train_accuracy", 0.9, "Training-accuracy threshold for the steps-to column.")
 
 
 def train_events(metrics_path: Path) -> list[dict]:
@@ -121,5 +127,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    FLAGS.set_default("workdir", "runs/optim_compare")
+    define_flags()
     cli.run(main, required=("config",))
