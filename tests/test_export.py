@@ -15,7 +15,7 @@ import pytest
 
 from ferjax import export, run
 from ferjax.checkpoint import Checkpoints
-from ferjax.errors import ConfigError, RunError
+from ferjax.errors import ConfigError, MissingExtra, RunError
 from ferjax.models.classifier import build_model
 from tests import toy_data
 from tests.test_train import toy_config
@@ -133,7 +133,7 @@ def test_tflite_runs_with_litert_and_matches_the_trained_model(exported, tmp_pat
 def test_tflite_without_tensorflow_is_a_one_line_hint_and_writes_nothing(tmp_path, monkeypatch):
     workdir = build_run(tmp_path / "run")
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if the export extra were not installed
-    with pytest.raises(ConfigError, match=r"pip install 'ferjax\[export\]'"):
+    with pytest.raises(MissingExtra, match=r"pip install 'ferjax\[export\]'"):
         export.export_run(workdir, "tflite", tmp_path / "out" / "model.tflite")
     assert not (tmp_path / "out").exists()
 
