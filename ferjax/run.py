@@ -125,18 +125,27 @@ def config_from_record(record: dict) -> ml_collections.ConfigDict:
     return config
 
 
-def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two config dicts, except :data:`HARMLESS_KEYS`."""
+def config_differences(old: dict, new: dict, defaults: dict | None = None, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts, except :data:`HARMLESS_KEYS`.
+
+    A key missing from ``old`` (an option added to ferjax after that run started) counts as
+    equal when ``new`` holds its default from ``defaults`` (new options default to the old
+    behaviour).
+    """
     keys = []
+    defaults = defaults or {}
     for key in sorted(set(old) | set(new)):
         if not prefix and key in HARMLESS_KEYS:
             continue
-        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        a, b, d = old.get(key, _ABSENT), new.get(key, _ABSENT), defaults.get(key, _ABSENT)
         if isinstance(a, dict) and isinstance(b, dict):
-            keys += config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
+            keys += config_differences(a, b, d if isinstance(d, dict) else {}, f"{prefix}{key}.")
+        elif a != b and not (a is _ABSENT and b == d):
             keys.append(f"{prefix}{key}")
     return keys
+
+
+_ABSENT = object()
 
 
 # ---------------------------------------------------------------------------- loading

@@ -12,8 +12,8 @@ Accepted layouts under ``<data_dir>/fer2013/`` (``config.datasets.fer2013.layout
   must start with ``PublicTest_`` (validation) or ``PrivateTest_`` (test).
 
 A split with no examples (e.g. a copy without PrivateTest) is absent, and a note says so.
-Without PublicTest (e.g. no ``test/`` folder), a stratified 10% of train is held out as
-validation (:func:`ferjax.data.partition.hold_out`) so that model selection and a report
+Without PublicTest (e.g. no ``test/`` folder), a stratified ``validation_fraction`` (10%) of
+train is held out as validation (:func:`ferjax.data.partition.hold_out`) so that model selection and a report
 remain possible.
 """
 
@@ -34,7 +34,6 @@ _USAGE = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"
 _TEST_PREFIXES = {"PublicTest_": "validation", "PrivateTest_": "test"}
 _SIDE = 48
 _SHAPE = (_SIDE, _SIDE, 1)
-_HOLDOUT_FRACTION = 0.1  # of each class of train, as validation when PublicTest is absent
 
 
 class Fer2013Builder(tfds_cache.PlannedBuilder):
@@ -170,7 +169,7 @@ def _decode(items: list[tuple[Path, int]], bad: BadFiles) -> tfds_cache.Examples
         yield f"{path.parent.name}/{path.name}", {"image": image, "label": label}
 
 
-@data.DATASETS.register("fer2013", layout="auto", skip_bad_files=False, cache_dir="")
+@data.DATASETS.register("fer2013", layout="auto", skip_bad_files=False, cache_dir="", validation_fraction=0.1)
 @paths.reports_unreadable_files
 def load(config) -> data.DatasetSplits:
     options = config.datasets.fer2013
@@ -185,7 +184,7 @@ def load(config) -> data.DatasetSplits:
     notes = [f"read from {path} ({layout} layout); prepared copy in {prepared.path}"]
     train, validation = splits["train"], splits.get("validation")
     if validation is None:
-        train, validation, held_out = partition.hold_out(train, _HOLDOUT_FRACTION)
+        train, validation, held_out = partition.hold_out(train, float(options.validation_fraction))
         notes.append(f"no PublicTest split: {held_out}")
     if "test" not in splits:
         absent = "PrivateTest" if "validation" in splits else "PublicTest/PrivateTest"
