@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.channels = 1  # 1 = grayscale, 3 = RGB (converted on load)
     c.model = "baseline_cnn"
     c.loss = "softmax"
+    c.embedding_dim = 0  # >0: a linear projection to this many dimensions before the head (3: unit-sphere figure)
     c.optimizer = "adam"
     c.learning_rate = 1e-3
     c.weight_decay = 0.0

@@ -4,8 +4,10 @@ Pure jitted train steps, data-parallel over every device of a 1-D mesh (batch sh
 replicated), verified orbax checkpoints (periodic + best on validation), exact resumption (the
 data order and dropout keys are functions of the step), and a stop with the step number when
 the loss turns NaN/Inf. ``run.json`` (:mod:`ferjax.run`) is written when a run starts; a rerun
-must have the same config (up to :data:`ferjax.run.HARMLESS_KEYS`), and a rerun of a finished
-run returns its report without evaluating again. Evaluation is :mod:`ferjax.evaluation`.
+must have the same config (up to :data:`ferjax.run.HARMLESS_KEYS` and the options of components it
+does not use), and a rerun of a finished run returns its report without evaluating again. Ctrl-C
+stops after the step in progress, with a checkpoint; a full disk stops with the previous one kept.
+Evaluation is :mod:`ferjax.evaluation`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 from ferjax import checks, evaluation, optim, parallel, run
 from ferjax.checkpoint import Checkpoints, NoSpace, abstract_like
+from ferjax.config import get_config
 from ferjax.data import DatasetSplits, load_dataset, pipeline
 from ferjax.data.sources import labels_of
 from ferjax.errors import CheckpointError, FerjaxError, RunError, TrainingDiverged, TrainingInterrupted
@@ -250,8 +253,7 @@ def _train(config, splits, model, objective, tx, class_weights, mesh, state, met
                         raise _Diverged(f"parameters became non-finite at step {step}")
                     checkpoints.save(step, state, meta)
                     saved_step = step
-                if ctrl_c.is_set():
-                    checkpoints.wait()
+                if ctrl_c.is_set():  # the checkpoint's write finishes before the message prints
                     raise TrainingInterrupted(
                         f"interrupted at step {step} (checkpoint saved in {checkpoints.directory('latest')}); "
                         "resume with the same command"
@@ -336,7 +338,7 @@ def _check_rerun(config: ml_collections.ConfigDict, workdir: Path) -> dict | Non
             print(f"{workdir} has checkpoints but no {run.RUN_FILE} (an older ferjax): recording this config, unchecked")
         return None
     record = run.read_record(workdir)
-    differences = run.config_differences(record["config"], run.config_dict(config))
+    differences = _result_changing_differences(record["config"], run.config_dict(config))
     if differences:
         shown = ", ".join(differences[:8]) + (f" and {len(differences) - 8} more" if len(differences) > 8 else "")
         raise RunError(
@@ -350,6 +352,30 @@ def _check_rerun(config: ml_collections.ConfigDict, workdir: Path) -> dict | Non
         return json.loads(report_path.read_text())
     except ValueError:
         return None  # a damaged report is rewritten by finishing the run again
+
+
+# Hyperparameter groups, each selected by a top-level key: only the selected component's group matters.
+_SELECTED = {"models": "model", "losses": "loss", "optimizers": "optimizer", "datasets": "dataset"}
+
+
+def _result_changing_differences(recorded: dict, now: dict) -> list[str]:
+    """Dotted keys whose values differ between run.json's config and the rerun's, except
+    :data:`ferjax.run.HARMLESS_KEYS`, options added since the run started that keep their default,
+    other components' options, and a selected component's options when the selection itself
+    differs ("model" says it all)."""
+    defaults = run.config_dict(get_config())
+    differences = run.config_differences(_in_use(recorded), _in_use(now), defaults)
+    replaced = {group for group, key in _SELECTED.items() if key in differences}
+    return [key for key in differences if key.split(".")[0] not in replaced]
+
+
+def _in_use(config: dict) -> dict:
+    """A config dict without the hyperparameters of components the run does not use (another
+    dataset's options, or one added to the registry since, cannot change this run's result)."""
+    return config | {
+        group: {name: options for name, options in config.get(group, {}).items() if name == config.get(key)}
+        for group, key in _SELECTED.items()
+    }
 
 
 def _finished(report: dict, total_steps: int) -> bool:

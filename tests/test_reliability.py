@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ferjax import checkpoint, evaluation, run, train
-from ferjax.errors import CheckpointError, ConfigError, FerjaxError, RunError
+from ferjax.errors import CheckpointError, ConfigError, FerjaxError, RunError, TrainingDiverged
 from tests import toy_data
 from tests.test_train import events, toy_config
 
@@ -118,8 +118,8 @@ def test_damaged_latest_checkpoints_fall_back_to_the_newest_intact_one(tmp_path,
     workdir = copy_run(stopped, tmp_path)
     for step, damage in DAMAGES.items():
         damage(workdir / "checkpoints" / "latest" / str(step))
-    # log_every_steps, checkpoint_every_steps and progress_bar may differ on a rerun: same result.
-    report = resume(workdir, log_every_steps=3, checkpoint_every_steps=5, progress_bar=False)
+    # Keys that may differ on a rerun (how it is logged and saved; unused components' options): same result.
+    report = resume(workdir, log_every_steps=3, checkpoint_every_steps=5, **{"datasets.demo.train_size": 10})
     out = capsys.readouterr().out
     notes = [line for line in out.splitlines() if " is damaged (" in line]
     assert [re.search(r"latest/(\d+) is damaged .*; falling back to step (\d+)$", n).groups() for n in notes] == [
@@ -156,6 +156,18 @@ def test_rerun_with_a_config_that_changes_the_result_is_refused(stopped, change,
     assert (stopped / "metrics.jsonl").read_text() == before
 
 
+def test_an_option_added_since_the_run_is_accepted_at_its_default(tmp_path, full):
+    workdir = copy_run(full[0], tmp_path)
+    record = json.loads((workdir / "run.json").read_text())
+    del record["config"]["aux_loss_weight"]  # as if the run predates the option: the default keeps its result
+    (workdir / "run.json").write_text(json.dumps(record))
+    assert train.train_and_evaluate(toy_config(), workdir) == full[1]
+    del record["config"]["image_size"]  # 16 in this run, not the default 48
+    (workdir / "run.json").write_text(json.dumps(record))
+    with pytest.raises(RunError, match=r"another config \(image_size differ"):
+        train.train_and_evaluate(toy_config(), workdir)
+
+
 def test_rerun_of_a_finished_run_returns_its_report_without_evaluating(full, monkeypatch, capsys):
     workdir, report = full
     files = {p: p.read_bytes() for p in [workdir / "metrics.jsonl", *(workdir / "tensorboard").iterdir()]}
@@ -183,9 +195,9 @@ def test_bad_top_level_values_fail_before_any_work(tmp_path, key, value):
     "key, value", [("models.baseline_cnn.conv_features", ("abc",)), ("models.baseline_cnn.dropout_rates", (0.1,))]
 )
 def test_bad_model_hyperparameters_are_one_line_and_record_nothing(tmp_path, key, value):
-    with pytest.raises(ConfigError, match=r"cannot build model 'baseline_cnn' with config.models.baseline_cnn") as error:
+    with pytest.raises(ConfigError, match=r"cannot build model 'baseline_cnn' with config\.models\.baseline_cnn") as e:
         train.train_and_evaluate(toy_config(**{key: value}), tmp_path)
-    assert "\n" not in str(error.value)
+    assert "\n" not in str(e.value)
     assert not (tmp_path / "run.json").exists()  # the corrected config can use the same workdir
 
 
@@ -197,7 +209,8 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
 
 def test_nan_stop_names_the_checkpoint_it_keeps(tmp_path):
     config = toy_config(learning_rate=1e12, optimizer="sgd", log_every_steps=1, checkpoint_every_steps=1)
-    with pytest.raises(train.TrainingDiverged, match=r"at step 2; stopping \(the last good checkpoint, step 1, is kept in .*latest\)"):
+    kept = r"the last good checkpoint, step 1, is kept in .*latest"
+    with pytest.raises(TrainingDiverged, match=rf"at step 2; stopping \({kept}\)$"):
         train.train_and_evaluate(config, tmp_path)
     assert os.listdir(tmp_path / "checkpoints" / "latest") == ["1"]
 
@@ -257,7 +270,7 @@ def test_real_full_disk(tiny_tmpfs, monkeypatch):
     assert leftovers(workdir) == [] and run.load_run(workdir, "latest").step == 4
     _fill(tiny_tmpfs, leave=48 << 10)
     monkeypatch.setattr(checkpoint, "SPACE_MARGIN", -(1 << 40))  # no check: orbax's own write hits ENOSPC
-    with pytest.raises(FerjaxError, match=rf"^cannot write to {workdir}: no space left on device; the checkpoint at step 4"):
+    with pytest.raises(FerjaxError, match=rf"^cannot write to {workdir}: no space left on device; the checkpoint at step 4 "):
         train.train_and_evaluate(toy_config(), workdir)
     assert leftovers(workdir) == [] and run.load_run(workdir, "latest").step == 4
 
@@ -267,7 +280,8 @@ def test_real_full_disk(tiny_tmpfs, monkeypatch):
 ENV = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")  # a killed run's output too
 DEMO = [
     "--config=configs/demo.py", "--config.datasets.demo.train_size=160", "--config.datasets.demo.validation_size=14",
-    "--config.datasets.demo.test_size=14", "--config.image_size=16", "--config.models.baseline_cnn.conv_features=(8,16)",
+    "--config.datasets.demo.test_size=14", "--config.image_size=16",
+    "--config.models.baseline_cnn.conv_features=(8,16)",
     "--config.models.baseline_cnn.dense_features=(32,16)", "--config.models.baseline_cnn.dropout_rates=(0.1,0.1)",
     "--config.batch_size=8", "--config.eval_batch_size=16", "--config.num_epochs=3", "--config.log_every_steps=1",
     "--config.checkpoint_every_steps=7", "--config.progress_bar=False",
@@ -311,7 +325,8 @@ def _logged_step(workdir):
         lines = (workdir / "metrics.jsonl").read_text().splitlines()
     except FileNotFoundError:
         return 0
-    steps = [e["step"] for e in map(json.loads, filter(None, lines[:-1])) if e["split"] == "train"]  # last: maybe partial
+    logged = map(json.loads, filter(None, lines[:-1]))  # the last line may be half-written
+    steps = [e["step"] for e in logged if e["split"] == "train"]
     return max(steps, default=0)
 
 
@@ -375,7 +390,8 @@ def test_config_files_that_do_not_load_are_one_line(tmp_path, args, expected):
 
 
 def test_optim_compare_uses_the_shared_flag_parsing(tmp_path):
-    result = ferjax("--config=configs/demo.py", "--config.lerning_rate=1", f"--workdir={tmp_path}", module="ferjax.optim.compare")
+    args = ["--config=configs/demo.py", "--config.lerning_rate=1", f"--workdir={tmp_path}"]
+    result = ferjax(*args, module="ferjax.optim.compare")
     assert "'lerning_rate'" in one_error_line(result, 2)
 
 

@@ -25,12 +25,16 @@ class ModelOutput(NamedTuple):
 class Classifier(nn.Module):
     backbone: nn.Module
     head: nn.Module
+    embedding_dim: int = 0  # > 0: a linear projection to this many dimensions before the head (seed 002 Fig. 4)
 
+    @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> ModelOutput:
         features = self.backbone(x, train=train)
         aux_logits = None
         if isinstance(features, tuple):
             features, aux_logits = features
+        if self.embedding_dim:
+            features = nn.Dense(self.embedding_dim, name="projection")(features)
         return ModelOutput(head=self.head(features), embedding=features, aux_logits=aux_logits)
 
 
@@ -41,4 +45,5 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int) -> tuple[Cl
 
     objective = losses.make_objective(config)
     head = HEADS[objective.head](num_classes=num_classes, **dict(objective.head_kwargs))
-    return Classifier(backbone=make_backbone(config, num_classes), head=head), objective
+    embedding_dim = int(config.get("embedding_dim", 0))  # absent from older runs' run.json: 0
+    return Classifier(backbone=make_backbone(config, num_classes), head=head, embedding_dim=embedding_dim), objective
