@@ -135,7 +135,18 @@ def protocol_text(p: dict) -> str:
             f"rows without and with TTA ({tta_text}); probabilities averaged over views; "
             f"ensemble of {len(p['runs'])} run(s) = weighted mean of member probabilities, weights {weights} "
             f"({p['weights_rule']}{', fitted on the validation split' if p['weights_rule'] == 'validation' else ''}). "
-            "Nothing was selected or tuned on this split.")
+            + _selection_note(p))
+
+
+def _selection_note(p: dict) -> str:
+    """Say honestly whether anything was chosen on the reported split."""
+    if p["split"] != "validation":
+        return "Nothing was selected or tuned on this split."
+    chosen = [c for c in p["checkpoints"] if c.startswith("best")]
+    if chosen or p["weights_rule"] == "validation":
+        return ("The 'best' checkpoints and/or the ensemble weights were selected on this validation split, "
+                "so its figures are optimistic; use --checkpoint=latest for an unselected figure.")
+    return "Nothing was selected or tuned on this split (latest/step checkpoints, weights not fitted)."
 
 
 def write_outputs(out: Path, rows: Sequence[Row], protocol: dict, prefix: str = "") -> None:
