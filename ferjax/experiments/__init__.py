@@ -1,0 +1,1 @@
+"""Experiments that train and compare many runs: sweeps over settings, seeds and folds, and the seeds' studies."""
