@@ -77,12 +77,12 @@ def analyze(workdirs: Sequence[str | Path], figures: Sequence[str], out: str | P
     _check_options(options, figures)
     runs = [run.load_run(w, checkpoint) for w in workdirs]
     for trained in runs[1:]:
-        if trained.class_names != runs[0].class_names:
-            raise RunError(f"{trained.workdir} has classes {trained.class_names}, {runs[0].workdir} has "
-                           f"{runs[0].class_names}: runs drawn side by side need one class set")
-    if "gradcam" in figures and options.gradcam_class not in (None, *runs[0].class_names):
+        if trained.base_class_names != runs[0].base_class_names:
+            raise RunError(f"{trained.workdir} has classes {trained.base_class_names}, {runs[0].workdir} has "
+                           f"{runs[0].base_class_names}: runs drawn side by side need one class set")
+    if "gradcam" in figures and options.gradcam_class not in (None, *runs[0].base_class_names):
         raise ConfigError(f"--gradcam_class={options.gradcam_class!r} is not a class of the runs: "
-                          f"{', '.join(runs[0].class_names)}")
+                          f"{', '.join(runs[0].base_class_names)}")
     if "sphere" in figures:
         for trained in runs:
             _require_3d(trained)
@@ -160,7 +160,7 @@ def _embedding_figures(runs, splits, names, figures, options: Options, out: Path
             summary.setdefault("angles", {})[name] = {
                 "centres": kind, "target_mean_deg": float(np.mean(target)), "target_std_deg": float(np.std(target)),
                 "non_target_mean_deg": float(np.mean(other)), "non_target_std_deg": float(np.std(other))}
-    class_names = runs[0].class_names
+    class_names = runs[0].base_class_names
     for figure, panels, draw in (("tsne", tsne_panels, lambda p, path: plots.tsne_figure(p, class_names, path)),
                                  ("sphere", sphere_panels, lambda p, path: plots.sphere_figure(p, class_names, path)),
                                  ("angles", angle_panels, plots.angles_figure)):
@@ -174,7 +174,7 @@ def _landscape(runs, splits, names, options: Options, out: Path, summary: dict) 
     for trained, data, name in zip(runs, splits, names):
         print(f"loss landscape of {trained.workdir} …", flush=True)
         images, labels, index = embedding.sample(trained, data.train, options.landscape_examples, options.seed)
-        weights = train.class_weights_for(data.train, len(trained.class_names)) if trained.config.class_weighting else None
+        weights = train.class_weights_for(data.train, len(trained.base_class_names)) if trained.config.class_weighting else None
         land = landscape.loss_landscape(trained, preprocess.normalize(images), labels, weights,
                                         resolution=options.landscape_resolution, line_resolution=options.landscape_line,
                                         span=options.landscape_span, seed=options.seed)
@@ -197,14 +197,14 @@ def _gradcam(runs, cams, data: DatasetSplits, names, options: Options, out: Path
     pool, labels, _ = embedding.sample(first, source, max(options.examples, options.gradcam_images), options.seed)
     chosen = _one_class_after_another(labels, options.gradcam_images)
     images, labels = pool[chosen], labels[chosen]
-    target = None if options.gradcam_class is None else first.class_names.index(options.gradcam_class)
+    target = None if options.gradcam_class is None else first.base_class_names.index(options.gradcam_class)
     columns = []
     for trained, cam, name in zip(runs, cams, names):
         print(f"Grad-CAM of {trained.workdir} …", flush=True)
         explanation = cam(images, target)
-        columns.append((name, explanation, trained.class_names))
+        columns.append((name, explanation, trained.base_class_names))
         summary.setdefault("gradcam", {})[name] = {"layer": explanation.layer, "class": options.gradcam_class or "predicted"}
-    plots.gradcam_figure(images, [first.class_names[c] for c in labels], columns, out / "gradcam.png")
+    plots.gradcam_figure(images, [first.base_class_names[c] for c in labels], columns, out / "gradcam.png")
     summary["figures"]["gradcam"] = "gradcam.png"
 
 

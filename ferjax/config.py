@@ -28,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data_dir = ""  # empty: $FERJAX_DATA_DIR, else ~/ferjax_data
     c.image_size = 48  # images are resized to image_size × image_size
     c.channels = 1  # 1 = grayscale, 3 = RGB (converted on load)
+    c.exclude_classes = ""  # comma-separated class names left out of every split (to enroll later: seed 002)
     c.model = "baseline_cnn"
     c.loss = "softmax"
     c.embedding_dim = 0  # >0: a linear projection to this many dimensions before the head (3: unit-sphere figure)
@@ -36,6 +37,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.weight_decay = 0.0
     c.aux_loss_weight = 0.3  # weight of a model's auxiliary classifier loss; 0 turns it off
     c.class_weighting = False  # inverse-frequency class weights on the loss (imbalanced sets)
+    # Fine-tuning (ferjax.finetune): start from another run's best checkpoint.
+    c.init_from = ""  # a run's workdir; "" = train from scratch
+    c.init_head = "reinit"  # or "keep" (same class list only); reinitialised whenever the classes differ
+    c.freeze_backbone_epochs = 0  # train only the head for this many first epochs (backbone in inference mode)
     # How long and how.
     c.batch_size = 64  # global batch, sharded over all devices
     c.eval_batch_size = 256

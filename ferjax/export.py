@@ -108,7 +108,7 @@ def describe(model: run.TrainedModel, fmt: str) -> dict:
         "checkpoint": f"{model.checkpoint} (step {model.step})",
         "dataset": model.record["dataset"],
         "model": model.config.model,
-        "class_names": list(model.class_names),
+        "class_names": model.base_class_names,  # the trained classes: enrolled ones are not part of the graph
         "input": {
             "name": "images",
             "shape": ["batch" if fmt == "stablehlo" else 1, model.image_size, model.image_size, model.channels],

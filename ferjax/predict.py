@@ -92,6 +92,11 @@ class Predictor:
         """Mean class probabilities of the runs for face crops (any size, gray or RGB)."""
         return np.mean([m.probabilities(crops, self.tta, self.tta_samples) for m in self.models], axis=0)
 
+    def crops(self, inputs: Iterable[str | Path | np.ndarray], errors: list) -> list[tuple[str, np.ndarray]]:
+        """The best face of each still image or frame as (path, crop); one without a face is a line in ``errors``."""
+        frames = list(_frames(inputs, errors))
+        return [(frame.path, crop) for frame, index, _, crop in self._faces(frames, {}, errors) if index == 0]
+
     def predict(self, inputs: Iterable[str | Path | np.ndarray], boxes: dict | None = None,
                 errors: list | None = None) -> list[Prediction]:
         """Predictions for paths (images, folders, videos) or uint8 arrays (H, W[, 3])."""

@@ -27,6 +27,7 @@ import optax
 from flax import struct
 
 import ferjax
+from ferjax import enrollment as enrolled_classes
 from ferjax import files, losses, models, parallel
 from ferjax.checkpoint import Checkpoints, Damaged, abstract_like
 from ferjax.data import preprocess, tta
@@ -170,6 +171,8 @@ class TrainedModel:
     variables: dict
     mesh: jax.sharding.Mesh
     batch_size: int  # images per jitted call (a multiple of the device count)
+    enrollment: Any = None  # ferjax.enrollment.Enrollment: classes added after training (seed 002)
+    head_scale: float = 0.0  # the cosine head's s, when classes are enrolled
 
     def __post_init__(self):
         def forward(variables, images):
@@ -178,6 +181,11 @@ class TrainedModel:
 
         sharded = parallel.data_sharded(self.mesh)
         self._forward = jax.jit(forward, in_shardings=(parallel.replicated(self.mesh), sharded), out_shardings=sharded)
+
+    @property
+    def base_class_names(self) -> list[str]:
+        """The classes the run was trained on (``class_names`` adds enrolled ones and "unknown")."""
+        return list(self.record["class_names"])
 
     @property
     def image_size(self) -> int:
@@ -217,10 +225,14 @@ class TrainedModel:
             embeddings.append(np.asarray(e)[: len(chunk)])
         if not logits:
             return np.zeros((0, len(self.class_names)), np.float32), np.zeros((0, 0), np.float32)
-        return np.concatenate(logits), np.concatenate(embeddings)
+        logits, embeddings = np.concatenate(logits), np.concatenate(embeddings)
+        if self.enrollment is not None:
+            logits = self.enrollment.logits(logits, embeddings, self.head_scale)
+        return logits, embeddings
 
     def logits(self, images) -> np.ndarray:
-        """Un-margined logits ``(N, classes)`` (SPEC §4: margins apply only in training)."""
+        """Un-margined logits ``(N, classes)`` (SPEC §4: margins apply only in training); with enrolled
+        classes, over ``class_names`` = trained + enrolled + "unknown" (:mod:`ferjax.enrollment`)."""
         return self._run(preprocess.normalize(self.prepare(images)))[0]
 
     def embeddings(self, images) -> np.ndarray:
@@ -249,7 +261,8 @@ def load_run(
     workdir: str | Path, checkpoint: str | int = "best", *, batch_size: int = 256, mesh: jax.sharding.Mesh | None = None
 ) -> TrainedModel:
     """The trained model of ``workdir`` at ``checkpoint``: "best" (on validation; the last
-    checkpoint when the run had no validation split), "latest", or a step number."""
+    checkpoint when the run had no validation split), "latest", or a step number; with the
+    classes enrolled into the run (``enrolled.json``, :mod:`ferjax.enrollment`), if any."""
     workdir = Path(workdir)
     record = read_record(workdir)
     config = config_from_record(record)
@@ -273,7 +286,11 @@ def load_run(
             raise RunError(f"{checkpoints.directory(kind) / str(step)}: damaged checkpoint ({damage})") from None
     finally:
         checkpoints.close()
-    return TrainedModel(workdir, record, config, class_names, step, kind, model, variables, mesh, batch_size)
+    enrolled, scale = enrolled_classes.read(workdir), 0.0
+    if enrolled is not None:
+        _, scale = enrolled_classes.cosine_head(config, variables["params"], workdir)
+        class_names += [*enrolled.names, enrolled_classes.UNKNOWN]
+    return TrainedModel(workdir, record, config, class_names, step, kind, model, variables, mesh, batch_size, enrolled, scale)
 
 
 def _choose_checkpoint(checkpoints: Checkpoints, which: str | int, workdir: Path) -> tuple[str, int]:

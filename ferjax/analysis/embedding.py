@@ -43,7 +43,7 @@ def class_centres(trained: TrainedModel, embeddings: np.ndarray, labels: np.ndar
         return unit(np.asarray(head["kernel"]).T), "head weights"
     x = unit(embeddings)
     means = np.stack([x[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(x.shape[1])
-                      for c in range(len(trained.class_names))])
+                      for c in range(len(trained.base_class_names))])
     return unit(means), "class means"
 
 

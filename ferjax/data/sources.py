@@ -69,24 +69,32 @@ def _slim(record: dict) -> dict[str, Any]:
 
 
 class SubsetSource:
-    """The examples ``indices`` (in that order) of ``parent``."""
+    """The examples ``indices`` (in that order) of ``parent``; with ``label_map``, labels are
+    renumbered as ``label_map[label]`` (a class subset, :func:`ferjax.data.without_classes`)."""
 
-    def __init__(self, parent: Any, indices: np.ndarray):
+    def __init__(self, parent: Any, indices: np.ndarray, label_map: np.ndarray | None = None):
         self.parent = parent
         self.indices = np.asarray(indices, np.int64)
-        self.labels = labels_of(parent)[self.indices]
+        self.label_map = None if label_map is None else np.asarray(label_map, np.int64)
+        labels = labels_of(parent)[self.indices]
+        self.labels = labels if self.label_map is None else self.label_map[labels]
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.parent[int(self.indices[index])]
+        return self._relabel(self.parent[int(self.indices[index])])
 
     def _getitems(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         parent_indices = [int(self.indices[i]) for i in indices]
         if hasattr(self.parent, "_getitems"):
-            return self.parent._getitems(parent_indices)
-        return [self.parent[i] for i in parent_indices]
+            return [self._relabel(r) for r in self.parent._getitems(parent_indices)]
+        return [self._relabel(self.parent[i]) for i in parent_indices]
+
+    def _relabel(self, record: dict[str, Any]) -> dict[str, Any]:
+        if self.label_map is None:
+            return record
+        return {**record, "label": int(self.label_map[record["label"]])}
 
 
 def labels_of(source: Any) -> np.ndarray:
