@@ -2,7 +2,7 @@
 
     python -m ferjax.predict --workdir=RUN [--workdir=RUN2 …] INPUT… [--out=DIR] [--no_detect]
         [--detector=mtcnn|haar] [--boxes=FILE] [--tta=none|flip|crops|augment] [--annotate]
-        [--every_nth_frame=K]
+        [--explain [--explain_layer=MODULE_PATH]] [--every_nth_frame=K]
 
 INPUT: image files, folders (searched recursively), video files, or ``-`` for paths on stdin.
 Faces are found with MTCNN (:mod:`ferjax.faces`; ``pip install 'ferjax[predict]'``), cropped
@@ -15,8 +15,10 @@ images: one jitted call per batch of faces.
 Writes ``predictions.jsonl`` and ``predictions.csv`` (path, frame, face index, box, detection
 score, label, per-class probabilities), ``errors.jsonl`` (one line per input that failed:
 unreadable, corrupt, not an image, missing, no face, undecodable video) and, with
-``--annotate``, copies of the images with boxes and labels. Exit status 0 when anything was
-predicted, 1 when nothing was.
+``--annotate``, copies of the images with boxes and labels; with ``--explain``, one PNG per
+face in ``explained/``: the crop, its Grad-CAM map (:mod:`ferjax.analysis.gradcam`, first run,
+the predicted class, or the best trained class when the answer is an enrolled class or
+"unknown") and the overlay. Exit status 0 when anything was predicted, 1 when nothing was.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 from absl import flags
@@ -49,6 +51,15 @@ class Prediction:
     score: float  # detection score (1.0 for --no_detect and given boxes)
     label: str
     probabilities: dict[str, float]
+    explanation: Explained | None = dataclasses.field(default=None, repr=False)  # with explain=True
+
+
+class Explained(NamedTuple):
+    """Grad-CAM of one face: the explained class, the map (S, S) in [0, 1] and the face crop."""
+
+    class_name: str
+    cam: np.ndarray
+    crop: np.ndarray
 
 
 @dataclasses.dataclass
@@ -64,12 +75,13 @@ class Predictor:
 
     ``detect``: find faces (``detector`` "mtcnn" or "haar"); False takes each image as one
     cropped face. ``tta``: a :mod:`ferjax.data.tta` mode. ``margin``: crop margin on each
-    side, as a fraction of the box.
+    side, as a fraction of the box. ``explain``: attach each face's Grad-CAM (first run; layer
+    ``explain_layer``, default the last spatial feature map).
     """
 
     def __init__(self, workdirs: str | Path | Sequence[str | Path], detect: bool = True, detector: str = "mtcnn",
                  tta: str = "none", tta_samples: int = 8, checkpoint: str = "best", margin: float = 0.15,
-                 batch_size: int = 64):
+                 batch_size: int = 64, explain: bool = False, explain_layer: str | None = None):
         workdirs = [workdirs] if isinstance(workdirs, (str, Path, run.TrainedModel)) else list(workdirs)
         self.models = [w if isinstance(w, run.TrainedModel) else run.load_run(w, checkpoint, batch_size=batch_size)
                        for w in workdirs]
@@ -82,6 +94,11 @@ class Predictor:
 
         tta_views.views(tta, self.models[0].config, tta_samples)  # a bad mode fails now, not mid-run
         self.tta, self.tta_samples, self.margin, self.batch_size = tta, tta_samples, margin, batch_size
+        self.gradcam = None
+        if explain:
+            from ferjax.analysis.gradcam import GradCAM
+
+            self.gradcam = GradCAM(self.models[0], explain_layer)
         self.detector = None
         if detect:
             from ferjax.faces import make_detector
@@ -146,13 +163,23 @@ class Predictor:
     def _classify(self, pending) -> Iterator[Prediction]:
         if not pending:
             return
-        probabilities = self.probabilities([crop for *_, crop in pending])
-        for (frame, index, face, _), p in zip(pending, probabilities):
+        crops = [crop for *_, crop in pending]
+        probabilities = self.probabilities(crops)
+        explained = self._explain(crops, probabilities) if self.gradcam is not None else [None] * len(crops)
+        for (frame, index, face, _), p, explanation in zip(pending, probabilities, explained):
             yield Prediction(
                 path=frame.path, frame=frame.frame, face=index, box=tuple(round(float(v), 2) for v in face.box),
                 score=round(float(face.score), 6), label=self.class_names[int(p.argmax())],
-                probabilities={n: round(float(v), 6) for n, v in zip(self.class_names, p)},
+                probabilities={n: round(float(v), 6) for n, v in zip(self.class_names, p)}, explanation=explanation,
             )
+
+    def _explain(self, crops: list[np.ndarray], probabilities: np.ndarray) -> list[Explained]:
+        """Grad-CAM of the answer, or of the best trained class when the answer is enrolled or "unknown"."""
+        trained = len(self.models[0].base_class_names)
+        best = probabilities[:, :trained].argmax(-1)
+        result = self.gradcam(crops, best)
+        names = self.models[0].base_class_names
+        return [Explained(names[int(c)], cam, crop) for c, cam, crop in zip(result.classes, result.maps, crops)]
 
 
 def expand(inputs: Iterable[str | Path], errors: list) -> Iterator[Path]:
@@ -221,7 +248,8 @@ def read_boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]
 
 def write_outputs(out: Path, predictions: list[Prediction], errors: list[dict], class_names: Sequence[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    files.write_atomically(out / "predictions.jsonl", "".join(json.dumps(dataclasses.asdict(p)) + "\n" for p in predictions))
+    rows = ({k: v for k, v in dataclasses.asdict(p).items() if k != "explanation"} for p in predictions)
+    files.write_atomically(out / "predictions.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["path", "frame", "face", "x0", "y0", "x1", "y1", "score", "label", *class_names])
@@ -253,6 +281,36 @@ def annotate(out: Path, predictions: list[Prediction]) -> int:
     return len(by_path)
 
 
+def write_explanations(out: Path, predictions: list[Prediction]) -> int:
+    """One PNG per explained face in ``OUT/explained/``: crop | Grad-CAM map | overlay, with the answer."""
+    import matplotlib
+    from PIL import Image, ImageDraw
+
+    from ferjax.analysis.gradcam import overlay
+
+    folder = out / "explained"
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for number, p in enumerate(predictions):
+        if p.explanation is None:
+            continue
+        crop = p.explanation.crop if p.explanation.crop.ndim == 3 else p.explanation.crop[..., None]
+        crop = np.repeat(crop, 3, axis=-1) if crop.shape[-1] == 1 else crop
+        side = 160
+        face = np.asarray(Image.fromarray(crop).resize((side, side), Image.BILINEAR))
+        cam = np.asarray(Image.fromarray(p.explanation.cam.astype(np.float32)).resize((side, side), Image.BILINEAR))
+        heat = (matplotlib.colormaps["jet"](np.clip(cam, 0, 1))[..., :3] * 255).astype(np.uint8)
+        canvas = Image.new("RGB", (3 * side, side + 18), (255, 255, 255))
+        for column, panel in enumerate((face, heat, overlay(face, cam))):
+            canvas.paste(Image.fromarray(panel), (column * side, 18))
+        text = f"{p.label} {p.probabilities[p.label]:.2f}; Grad-CAM of {p.explanation.class_name}"
+        ImageDraw.Draw(canvas).text((4, 3), text, fill=(0, 0, 0))
+        frame = "" if p.frame is None else f"_frame{p.frame}"
+        canvas.save(folder / f"{number:05d}_{Path(p.path).stem}{frame}_face{p.face}.png")
+        count += 1
+    return count
+
+
 FLAGS = flags.FLAGS
 
 
@@ -267,7 +325,8 @@ def main(argv) -> None:
             raise ConfigError(f"--every_nth_frame={FLAGS.every_nth_frame} must be at least 1")
         predictor = Predictor(FLAGS.workdir, detect=not FLAGS.no_detect,
                               detector=FLAGS.detector, tta=FLAGS.tta, tta_samples=FLAGS.tta_samples,
-                              checkpoint=FLAGS.checkpoint, batch_size=FLAGS.batch_size)
+                              checkpoint=FLAGS.checkpoint, batch_size=FLAGS.batch_size, explain=FLAGS.explain,
+                              explain_layer=FLAGS.explain_layer)
         boxes = read_boxes(Path(FLAGS.boxes)) if FLAGS.boxes else {}
         errors: list[dict] = []
         frames = tqdm(_frames(inputs, errors, FLAGS.every_nth_frame), unit="image", desc="predict", dynamic_ncols=True)
@@ -275,8 +334,9 @@ def main(argv) -> None:
         frames.close()
         write_outputs(out, predictions, errors, predictor.class_names)
         annotated = annotate(out, predictions) if FLAGS.annotate else 0
+        explained = write_explanations(out, predictions) if FLAGS.explain else 0
     images = len({(p.path, p.frame) for p in predictions})
-    note = f", {annotated} annotated" if FLAGS.annotate else ""
+    note = (f", {annotated} annotated" if FLAGS.annotate else "") + (f", {explained} explained in {out}/explained" if FLAGS.explain else "")
     print(f"{images} images/frames with faces, {len(predictions)} faces, {len(errors)} failures{note} → {out}/predictions.jsonl"
           + (f" (failures in {out}/errors.jsonl)" if errors else ""))
     if not predictions:
@@ -293,6 +353,8 @@ def define_flags() -> None:
     flags.DEFINE_string("tta", "none", "Test-time augmentation: none, flip, crops or augment.")
     flags.DEFINE_integer("tta_samples", 8, "Draws of the training augmentation for --tta=augment.")
     flags.DEFINE_bool("annotate", False, "Write copies of the images with boxes and labels to OUT/annotated/.")
+    flags.DEFINE_bool("explain", False, "Write each face's Grad-CAM (crop, map, overlay) to OUT/explained/.")
+    flags.DEFINE_string("explain_layer", None, "Module path of the Grad-CAM layer (default: the last spatial feature map).")
     flags.DEFINE_integer("every_nth_frame", 1, "Videos: predict every k-th frame.")
     flags.DEFINE_string("checkpoint", "best", "Checkpoint of each run: best, latest or a step number.")
     flags.DEFINE_integer("batch_size", 64, "Faces per jitted model call.")

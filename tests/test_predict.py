@@ -106,6 +106,17 @@ def test_faces_are_batched_across_images(workdir, monkeypatch):
         [predictor.predict([im])[0].probabilities[predictor.class_names[0]] for im in images], atol=1e-5)
 
 
+def test_explain_attaches_a_grad_cam_of_each_answer(workdir, photos):
+    predictor = Predictor(workdir, detect=False, explain=True)
+    images = [skimage_data.astronaut()[20:220, 130:320], np.full((50, 60, 3), 120, np.uint8)]
+    found = predictor.predict(images)
+    size = predictor.models[0].image_size
+    for p in found:
+        assert p.explanation.cam.shape == (size, size) and 0.0 <= p.explanation.cam.min() <= p.explanation.cam.max() <= 1.0
+        assert p.explanation.class_name == p.label  # no enrolled classes: the answer itself is explained
+    assert found[0].explanation.crop.shape == images[0].shape
+
+
 def test_cli_reports_every_bad_input_and_goes_on(workdir, photos, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -116,7 +127,8 @@ def test_cli_reports_every_bad_input_and_goes_on(workdir, photos, tmp_path):
     Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(bad / "no_face.png")
     (bad / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(300))
     out = tmp_path / "out"
-    result = cli(f"--workdir={workdir}", photos / "astronaut.jpg", bad, tmp_path / "missing.png", f"--out={out}", "--annotate")
+    result = cli(f"--workdir={workdir}", photos / "astronaut.jpg", bad, tmp_path / "missing.png", f"--out={out}", "--annotate",
+                 "--explain")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     errors = {Path(e["path"]).name: e["error"] for e in read_jsonl(out / "errors.jsonl")}
@@ -126,6 +138,8 @@ def test_cli_reports_every_bad_input_and_goes_on(workdir, photos, tmp_path):
     assert read_jsonl(out / "predictions.jsonl")[0]["path"].endswith("astronaut.jpg")
     assert (out / "predictions.csv").read_text().splitlines()[0].startswith("path,frame,face,x0,y0,x1,y1,score,label,")
     assert len(list((out / "annotated").glob("*.png"))) == 1
+    (explained,) = (out / "explained").glob("*.png")  # the one face: crop | Grad-CAM | overlay
+    assert explained.name.endswith("astronaut_face0.png") and Image.open(explained).size == (480, 178)
     assert "1 images/frames with faces" in result.stdout and "6 failures" in result.stdout
 
 
