@@ -36,19 +36,19 @@ import os
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import jaxlib
 import pytest
 
-from ferjax import optim, parallel, run, train
+from benchmarks import trainstep
+from ferjax import parallel, run, train
 from ferjax.config import get_config
 from ferjax.models import profile
-from ferjax.models.classifier import build_model
 
 COSTS_FILE = Path(__file__).with_name("costs.json")
 UPDATE = os.environ.get("FERJAX_UPDATE_COSTS", "") not in ("", "0")
 TOLERANCE = 0.02
-BATCH, SIZE, CHANNELS, NUM_CLASSES = 64, 48, 1, 7
+BATCH = 64
+SIZE, CHANNELS, NUM_CLASSES = trainstep.SIZE, trainstep.CHANNELS, trainstep.NUM_CLASSES
 
 # case -> (model, config overrides). Full-width EmoSynthNet compiles in ≈ 12 s, so no reduced width.
 CASES = {
@@ -64,36 +64,6 @@ _measured: dict[str, dict] = {}
 
 def _environment() -> dict:
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": jax.default_backend()}
-
-
-def _config(model: str, overrides: dict):
-    c = get_config()
-    c.model = model
-    c.image_size, c.channels, c.batch_size = SIZE, CHANNELS, BATCH
-    for key, value in overrides.items():
-        c[key] = value
-    return c
-
-
-def _jitted_train_step(config, mesh):
-    """The trainer's step, jitted exactly as ``ferjax.train._train`` jits it."""
-    model, objective = build_model(config, num_classes=NUM_CLASSES)
-    tx = optim.make_optimizer(config, steps_per_epoch=100)
-    step = jax.jit(
-        train.make_train_step(model, objective, tx, config, class_weights=None),
-        in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),
-        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
-        donate_argnums=0,
-    )
-    state = jax.eval_shape(lambda: run.init_state(model, tx, config, seed=0))
-    return model, step, state
-
-
-def _abstract_batch():
-    return {
-        "image": jax.ShapeDtypeStruct((BATCH, SIZE, SIZE, CHANNELS), jnp.float32),
-        "label": jax.ShapeDtypeStruct((BATCH,), jnp.int32),
-    }
 
 
 def _avals(tree) -> list[tuple]:
@@ -124,9 +94,10 @@ def committed():
 @pytest.mark.parametrize("case", list(CASES))
 def test_train_step_costs(case, committed):
     model_name, overrides = CASES[case]
-    config = _config(model_name, overrides)
-    model, step, state = _jitted_train_step(config, parallel.make_mesh())
-    batch = _abstract_batch()
+    config = trainstep.config(model_name, BATCH, **overrides)
+    model, tx, step = trainstep.jitted(config, parallel.make_mesh())
+    state = jax.eval_shape(lambda: run.init_state(model, tx, config, seed=0))
+    batch = trainstep.abstract_batch(BATCH)
 
     # Step 2 must reuse step 1's executable: the state comes back with the same avals.
     new_state, metrics = jax.eval_shape(step, state, batch)
