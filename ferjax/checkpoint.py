@@ -10,6 +10,8 @@ Restoring takes an abstract target whose shardings come from the *current* mesh,
 saved on one device count restores on another. A save that would not fit on the disk is
 refused before orbax writes anything (:class:`NoSpace`), so the previous checkpoint stays
 intact; :meth:`Checkpoints.wait` removes the partial folders of a write that failed anyway.
+Multi-host: every process calls every method (orbax's managers save, restore and delete
+collectively, process 0 writing the shared files); only process 0 moves a damaged step.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any, Callable
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
+from ferjax import parallel
 from ferjax.errors import CheckpointError
 
 KINDS = ("latest", "best")
@@ -155,7 +159,7 @@ class Checkpoints:
             raise Damaged(_first_line(error)) from None
 
     def restore_newest(
-        self, restore: Callable[[int], Any], kind: str = "latest", say: Callable[[str], None] = print
+        self, restore: Callable[[int], Any], kind: str = "latest", say: Callable[[str], None] = parallel.say
     ) -> tuple[int, Any] | None:
         """``(step, restore(step))`` for the newest step of ``kind`` that restores intact.
 
@@ -179,9 +183,13 @@ class Checkpoints:
     def quarantine(self, kind: str, step: int) -> Path:
         """Move a damaged step out of its manager's directory, to ``checkpoints/damaged/``."""
         source = self.directory(kind) / str(step)
-        target = self.root / "damaged" / f"{kind}-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(source), str(target))
+        stamp = multihost_utils.broadcast_one_to_all(np.int64(time.time()))  # one name on every process
+        target = self.root / "damaged" / f"{kind}-{step}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(int(stamp)))}"
+        if parallel.is_primary():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(source), str(target))
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"ferjax quarantine {kind} {step}")
         self._managers[kind].reload()
         return target
 

@@ -17,6 +17,9 @@ from ferjax.errors import FerjaxError, TrainingInterrupted
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("distributed", False, "Multi-host run: call jax.distributed.initialize() first (TPU pods, multi-node GPU).")
+flags.DEFINE_string("coordinator_address", None, "With --distributed where no cluster is detected (TPU VM, SLURM, Open MPI are): host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "With --distributed and --coordinator_address: the number of processes.")
+flags.DEFINE_integer("process_id", None, "With --distributed and --coordinator_address: this process's index, 0 … num_processes-1.")
 
 
 def fail(message: str, status: int = 1) -> None:
@@ -93,7 +96,7 @@ def setup(argv) -> None:
     if FLAGS.distributed:
         import jax
 
-        jax.distributed.initialize()
+        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
 
 
 @contextlib.contextmanager

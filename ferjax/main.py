@@ -19,6 +19,7 @@ flags.DEFINE_string("workdir", "runs/default", "Directory for checkpoints, logs,
 
 def main(argv) -> None:
     cli.setup(argv)
+    from ferjax.parallel import say
     from ferjax.train import train_and_evaluate
 
     with cli.user_errors():
@@ -27,7 +28,7 @@ def main(argv) -> None:
         summary = ", ".join(f"{split} accuracy {m['accuracy']:.4f}" for split, m in report["splits"].items())
     else:
         summary = "no validation or test split, nothing evaluated"
-    print(f"Done in {report['wall_seconds']} s: {summary}. Report: {FLAGS.workdir}/report.json")
+    say(f"Done in {report['wall_seconds']} s: {summary}. Report: {FLAGS.workdir}/report.json")
 
 
 def run() -> None:

@@ -3,7 +3,8 @@
 The batch is sharded on the ``"data"`` axis, the train state is replicated; under jit,
 BatchNorm statistics and batch-level loss statistics are then global-batch statistics.
 Multi-host (``--distributed``): each process feeds its own rows of the global batch
-(``make_array_from_process_local_data``) and evaluation gathers results from all processes.
+(``make_array_from_process_local_data``), evaluation gathers results from all processes, and
+only process 0 writes files other than checkpoints (:func:`is_primary`, :func:`say`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ferjax.errors import ConfigError
 
 DATA_AXIS = "data"
+
+
+def is_primary() -> bool:
+    """Process 0: the one process that writes logs, plots, reports and console output."""
+    return jax.process_index() == 0
+
+
+def say(*args, **kwargs) -> None:
+    """``print`` on process 0 only (multi-host: one console report, not one per process)."""
+    if is_primary():
+        print(*args, **kwargs)
 
 
 def make_mesh(devices=None) -> Mesh:

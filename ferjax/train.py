@@ -146,12 +146,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
 
     splits: DatasetSplits = load_dataset(config)
     for note in splits.notes:
-        print(f"[{splits.name}] {note}")
+        parallel.say(f"[{splits.name}] {note}")
     class_names = list(splits.class_names)
     steps_per_epoch = pipeline.steps_per_epoch(splits.train, config)
     total_steps = steps_per_epoch * config.num_epochs
     if previous is not None and _finished(previous, total_steps):
-        print(f"{workdir} already finished ({previous['steps']} steps): nothing to do; report in {workdir / REPORT_FILE}")
+        parallel.say(f"{workdir} already finished ({previous['steps']} steps): nothing to do; report in {workdir / REPORT_FILE}")
         return previous
 
     model, objective = build_model(config, splits.num_classes)
@@ -160,7 +160,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
     replicated = parallel.replicated(mesh)
     state = jax.device_put(checks.built(lambda: run.init_state(model, tx, config, config.seed), config), replicated)
     target = abstract_like(state, replicated)
-    if not (workdir / run.RUN_FILE).exists():  # only once the model builds: a bad config records nothing
+    if parallel.is_primary() and not (workdir / run.RUN_FILE).exists():  # only once the model builds: a bad config records nothing
         run.write_record(workdir, run.make_record(config, splits.name, class_names))
 
     checkpoints = Checkpoints(workdir, config.keep_checkpoints)
@@ -174,7 +174,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
         start_step = 0
         if resumed is not None:
             start_step, (state, meta) = resumed
-            print(f"Resuming from step {start_step} in {workdir}")
+            parallel.say(f"Resuming from step {start_step} in {workdir}")
         checkpoints.discard_best_after(start_step)  # written after the restored step: redone exactly
         writer = MetricWriter(workdir, resume_step=start_step)
         step = _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,
@@ -185,7 +185,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
             stopped_early=step < total_steps, devices=mesh.size, platform=jax.default_backend(),
             wall_seconds=round(time.time() - started, 1),
         )
-        (workdir / REPORT_FILE).write_text(json.dumps(report, indent=2))
+        if parallel.is_primary():
+            (workdir / REPORT_FILE).write_text(json.dumps(report, indent=2))
         return report
     finally:
         _close(checkpoints, writer)
@@ -219,7 +220,7 @@ def _train(config, splits, model, objective, tx, class_weights, mesh, state, met
     batches = pipeline.train_batches(splits.train, config, start_step=start_step)
     pending: list = []  # device metrics since the last log, fetched together (no per-step sync)
     saved_step = start_step or None  # the newest step in checkpoints/latest
-    progress = tqdm(total=stop_step, initial=step, disable=not config.progress_bar, unit="step", dynamic_ncols=True)
+    progress = tqdm(total=stop_step, initial=step, disable=not (config.progress_bar and parallel.is_primary()), unit="step", dynamic_ncols=True)
     try:
         with _ctrl_c_stops_after_step() as ctrl_c:
             while step < stop_step:
@@ -316,17 +317,19 @@ def _final_report(config, workdir, splits, model, mesh, checkpoints, target, wri
     for split_name in ("validation", "test"):
         source = getattr(splits, split_name)
         if source is None:
-            print(f"[{splits.name}] no {split_name} split: not reported")
+            parallel.say(f"[{splits.name}] no {split_name} split: not reported")
             continue
         scores = evaluation.score_split(lambda x: logits_fn(state, x), source, config)
         result = evaluation.metrics(scores, splits.class_names)
         report["splits"][split_name] = result
         writer.write(step, f"final_{split_name}", result)
-        title = f"{splits.name} {split_name}: accuracy {result['accuracy']:.2%} ({selected})"
-        text = evaluation.write_split_outputs(result, scores, splits.class_names, workdir / f"confusion_{split_name}.png", title)
-        print(f"\n{title}\n{text}")
+        if parallel.is_primary():
+            title = f"{splits.name} {split_name}: accuracy {result['accuracy']:.2%} ({selected})"
+            text = evaluation.write_split_outputs(result, scores, splits.class_names, workdir / f"confusion_{split_name}.png", title)
+            print(f"\n{title}\n{text}")
     writer.flush()
-    save_training_curves(writer.events, workdir / "training_curves.png")
+    if parallel.is_primary():
+        save_training_curves(writer.events, workdir / "training_curves.png")
     return report
 
 
@@ -335,7 +338,7 @@ def _check_rerun(config: ml_collections.ConfigDict, workdir: Path) -> dict | Non
     path = workdir / run.RUN_FILE
     if not path.exists():
         if (workdir / "checkpoints").exists():
-            print(f"{workdir} has checkpoints but no {run.RUN_FILE} (an older ferjax): recording this config, unchecked")
+            parallel.say(f"{workdir} has checkpoints but no {run.RUN_FILE} (an older ferjax): recording this config, unchecked")
         return None
     record = run.read_record(workdir)
     differences = _result_changing_differences(record["config"], run.config_dict(config))

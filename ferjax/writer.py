@@ -1,4 +1,4 @@
-"""Run logs: ``metrics.jsonl`` (one JSON object per event) and TensorBoard scalars."""
+"""Run logs: ``metrics.jsonl`` (one JSON object per event) and TensorBoard scalars (process 0 only)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
+from ferjax import parallel
+
 
 class MetricWriter:
     """Appends events ``{"step", "split", **metrics}`` and keeps them in :attr:`events`.
@@ -15,11 +17,15 @@ class MetricWriter:
     On resume from ``resume_step`` it drops what the interrupted run logged after that step (and
     a line a kill cut short), and every ``final_*`` event (the final report is written again at
     the end), from metrics.jsonl and, through TensorBoard's ``purge_step``, from the TensorBoard view.
+    In a multi-host run only process 0 writes files; the others keep :attr:`events` alone.
     """
 
     def __init__(self, workdir: Path, resume_step: int = 0):
         self.path = Path(workdir) / "metrics.jsonl"
         self.events: list[dict] = []
+        self._file = self._tensorboard = None
+        if not parallel.is_primary():
+            return
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
@@ -35,6 +41,8 @@ class MetricWriter:
     def write(self, step: int, split: str, metrics: dict) -> None:
         event = {"step": int(step), "split": split, **metrics}
         self.events.append(event)
+        if self._file is None:
+            return
         self._file.write(json.dumps(event) + "\n")
         for key, value in event.items():
             if key in ("step", "split"):
@@ -47,10 +55,14 @@ class MetricWriter:
                         self._tensorboard.add_scalar(f"{split}/{key}/{name}", sub, step)
 
     def flush(self) -> None:
+        if self._file is None:
+            return
         self._file.flush()
         self._tensorboard.flush()
 
     def close(self) -> None:
+        if self._file is None:
+            return
         try:
             self._file.close()
         finally:  # also when the disk is full: the TensorBoard thread and file must not outlive the run

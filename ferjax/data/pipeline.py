@@ -4,14 +4,17 @@ Training (:func:`train_batches`) is a ``grain.MapDataset`` addressed by step ind
 
     source → shuffle(seed; reshuffled each epoch) → first steps_per_epoch·B examples
     (drop remainder) → preprocess → random augmentation parameters (seeded by seed and the
-    example's global position) → this process's share [process_index::process_count]
-    → batch → vectorised augmentation + normalisation → repeat
+    example's global position) → batch of B/P → this process's batches [process_index::P]
+    → vectorised augmentation + normalisation → repeat
 
 Batch ``k`` is a pure function of (source, config, k), so resuming at ``start_step=k``
-yields exactly the batches an uninterrupted run would have seen from step k on, and a
-global batch holds the same examples, augmented the same way, whatever the process count.
-Evaluation (:func:`eval_batches`) reads a split in order as prepared uint8 images, pads the
-last batch and marks real examples with ``mask``. Everything runs in the main process (48×48 images are cheap).
+yields exactly the batches an uninterrupted run would have seen from step k on. With P
+processes, process p reads only rows [p·B/P, (p+1)·B/P) of each global batch (Grain's
+datasets are lazy: the other rows are never read); in mesh order (process 0's devices
+first) the global batch is then the same rows, in the same order, on the same devices,
+whatever the process count. Evaluation (:func:`eval_batches`) reads a split in order as
+prepared uint8 images in the same contiguous per-process blocks, pads the last batch and
+marks real examples with ``mask``. Everything runs in the main process (48×48 images are cheap).
 """
 
 from __future__ import annotations
@@ -90,8 +93,8 @@ def train_dataset(source: Any, config: ml_collections.ConfigDict) -> grain.MapDa
     ds = ds.map(_Preprocess(config.image_size, config.channels))
     if settings is not None:
         ds = ds.random_map(_SampleAugmentation(settings, config.image_size), seed=seed)
-    ds = ds[jax.process_index() :: jax.process_count()]
-    return ds.batch(per_process, drop_remainder=True).map(_Finish(settings)).repeat()
+    ds = ds.batch(per_process, drop_remainder=True)[jax.process_index() :: jax.process_count()]
+    return ds.map(_Finish(settings)).repeat()
 
 
 def train_batches(source: Any, config: ml_collections.ConfigDict, *, start_step: int = 0) -> Iterator[dict]:
@@ -118,7 +121,8 @@ def eval_batches(source: Any, config: ml_collections.ConfigDict) -> Iterator[dic
     prepare = _Preprocess(size, channels)
     n = len(source)
     for start in range(0, n, global_batch):
-        positions = np.arange(start + jax.process_index(), start + global_batch, jax.process_count())
+        first = start + jax.process_index() * per_process
+        positions = np.arange(first, first + per_process)
         real = positions[positions < n].tolist()
         images = np.zeros((per_process, size, size, channels), np.uint8)
         labels = np.zeros(per_process, np.int32)
