@@ -35,6 +35,13 @@ def check_training_config(config: ml_collections.ConfigDict, mesh: jax.sharding.
         raise ConfigError(f"config.dtype={config.dtype!r}; valid: float32, bfloat16")
     for key in ("batch_size", "eval_batch_size"):
         parallel.check_batch_divisible(config[key], mesh, key)
+    if config.get("init_head", "reinit") not in ("reinit", "keep"):
+        raise ConfigError(f"config.init_head={config.init_head!r}; valid: reinit, keep")
+    freeze = config.get("freeze_backbone_epochs", 0)
+    if isinstance(freeze, bool) or not isinstance(freeze, int) or freeze < 0:
+        raise ConfigError(f"config.freeze_backbone_epochs={freeze!r} must be an integer >= 0")
+    if freeze and not config.get("init_from"):
+        raise ConfigError("config.freeze_backbone_epochs needs config.init_from (a run to take the backbone from)")
 
 
 def prepare_workdir(workdir: Path) -> None:

@@ -1,29 +1,29 @@
 """k-fold cross-validation in one command (SPEC §3: subject-independent CK+ folds).
 
-    python -m ferjax.crossval --config=configs/ckplus.py --workdir=runs/ckplus_cv [--folds=0,1,2]
+    python -m ferjax.crossval --config=configs/ckplus.py --workdir=runs/ckplus_cv [--folds=0,1,2] [--seeds=0,1,2]
 
 Fold ``f`` trains and evaluates exactly as ``python -m ferjax.main`` would with
-``config.datasets.<dataset>.fold = f``, in ``<workdir>/fold<f>``. A finished fold is not run
-again (its run.json must match the config: :func:`ferjax.train.train_and_evaluate`) and an
-interrupted one resumes from its checkpoints, so rerunning the command finishes a partial
-cross-validation. At the end ``<workdir>/summary.json`` and
-``summary.md`` hold each fold's validation and test accuracy and their mean ± sample standard
-deviation over the folds run (the CK+ literature reports the mean over all 10 folds).
+``config.datasets.<dataset>.fold = f``, in ``<workdir>/fold<f>`` (with ``--seeds``:
+``<workdir>/seed<s>/fold<f>``, ``config.seed = s``). The loop is :func:`ferjax.experiments.sweep.sweep`:
+a finished fold is not run again (its run.json must match the config), an interrupted one resumes
+from its checkpoints, so rerunning the command finishes a partial cross-validation. At the end
+``<workdir>/summary.json`` and ``summary.md`` hold each fold's validation and test accuracy and their
+mean ± sample standard deviation and minimum over the folds (× seeds) run (the CK+ literature
+reports the mean over all 10 folds).
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import statistics
 from pathlib import Path
 
 from absl import flags
 
 from ferjax import cli
-from ferjax.errors import ConfigError
+from ferjax.experiments import sweep
 
 FLAGS = flags.FLAGS
+SPLITS = ("validation", "test")
 
 
 def define_flags() -> None:
@@ -31,43 +31,27 @@ def define_flags() -> None:
     from ferjax import main  # noqa: F401  (--config, --workdir)
 
     flags.DEFINE_list("folds", None, "Folds to run (default: every fold, 0 … num_folds − 1).")
+    sweep.define_seeds_flag()
 
 
-def fold_options(config):
-    """The dataset's options group, which must have ``fold`` and ``num_folds`` keys."""
-    options = config.datasets.get(config.dataset) if "datasets" in config else None
-    if options is None or "fold" not in options or "num_folds" not in options:
-        raise ConfigError(f"dataset {config.dataset!r} has no folds (config.datasets.{config.dataset}.fold); "
-                          "cross-validation needs a k-fold dataset such as ckplus")
-    return options
-
-
-def run_folds(config, workdir: str | Path, folds: list[int] | None = None) -> dict:
-    """Train/evaluate every fold in ``workdir/fold<f>`` and write the summary; returns it."""
-    from ferjax.train import train_and_evaluate
-
+def run_folds(config, workdir: str | Path, folds: list[int] | None = None, seeds: list[int] | None = None) -> dict:
+    """Train/evaluate every fold (× seed) and write the summary; returns it."""
     workdir = Path(workdir)
-    num_folds = int(fold_options(config).num_folds)
-    folds = list(range(num_folds)) if folds is None else folds
-    bad = [f for f in folds if not 0 <= f < num_folds]
-    if bad:
-        raise ConfigError(f"--folds {bad} out of range 0..{num_folds - 1} (config.datasets.{config.dataset}.num_folds)")
+    if folds is None:
+        folds = list(range(int(sweep.fold_options(config).num_folds)))
+    trials = sweep.sweep(config, workdir, seeds=seeds, folds=folds)
     rows = []
-    for fold in folds:
-        fold_config = copy.deepcopy(config)
-        with fold_config.unlocked():
-            fold_options(fold_config).fold = fold
-        # A finished fold returns its report; one trained with another config is an error.
-        report = train_and_evaluate(fold_config, workdir / f"fold{fold}")
-        row = {"fold": fold} | {split: m["accuracy"] for split, m in report["splits"].items()}
-        rows.append(row | {"wall_seconds": report.get("wall_seconds")})
-        print(f"fold {fold}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "fold"), flush=True)
+    for t in trials:
+        row = {"fold": t.fold} | ({"seed": t.seed} if seeds is not None else {})
+        row |= {s: t.accuracy(s) for s in SPLITS if t.accuracy(s) is not None}
+        rows.append(row | ({"diverged": t.diverged} if t.diverged else {"wall_seconds": t.report.get("wall_seconds")}))
+        print(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
     summary = {"dataset": config.dataset, "model": config.model, "loss": config.loss, "folds": rows}
-    for split in ("validation", "test"):
-        values = [r[split] for r in rows if split in r]
-        if values:
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            summary[split] = {"mean": statistics.fmean(values), "std": spread, "folds": len(values)}
+    for split in SPLITS:
+        stats = sweep.summarize(trials, split)[""]
+        if stats.count:
+            summary[split] = {"mean": stats.mean, "std": stats.std, "min": stats.min, "folds": len(folds),
+                              "seeds": len(seeds or [config.seed]), "runs": stats.count, "diverged": stats.diverged}
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (workdir / "summary.md").write_text(_markdown(summary))
@@ -75,14 +59,19 @@ def run_folds(config, workdir: str | Path, folds: list[int] | None = None) -> di
 
 
 def _markdown(summary: dict) -> str:
-    lines = ["| fold | validation acc % | test acc % | wall s |", "|---|---|---|---|"]
+    seeded = any("seed" in r for r in summary["folds"])
+    lines = ["| seed " * seeded + "| fold | validation acc % | test acc % | wall s |", "|---" * (4 + seeded) + "|"]
     for r in summary["folds"]:
-        cells = [f"{100 * r[s]:.2f}" if s in r else "–" for s in ("validation", "test")]
-        lines.append(f"| {r['fold']} | {cells[0]} | {cells[1]} | {r.get('wall_seconds') or '–'} |")
-    for split in ("validation", "test"):
+        cells = [f"{100 * r[s]:.2f}" if s in r else "–" for s in SPLITS]
+        wall = r.get("wall_seconds") or ("diverged" if "diverged" in r else "–")
+        lines.append((f"| {r['seed']} " if seeded else "") + f"| {r['fold']} | {cells[0]} | {cells[1]} | {wall} |")
+    for split in SPLITS:
         if split in summary:
             s = summary[split]
-            lines.append(f"\n{split}: {100 * s['mean']:.2f} ± {100 * s['std']:.2f} % (mean ± sample std over {s['folds']} folds)")
+            over = f"{s['folds']} folds" if s["seeds"] == 1 else f"{s['runs']} runs ({s['seeds']} seeds × {s['folds']} folds)"
+            diverged = f"; {s['diverged']} diverged" if s["diverged"] else ""
+            lines.append(f"\n{split}: {100 * s['mean']:.2f} ± {100 * s['std']:.2f} % (mean ± sample std over {over}"
+                         f"{diverged}), min {100 * s['min']:.2f} %")
     return "\n".join(lines) + "\n"
 
 
@@ -92,8 +81,9 @@ def main(argv) -> None:
         folds = None if FLAGS.folds is None else [int(f) for f in FLAGS.folds]
     except ValueError:
         cli.fail(f"--folds must be integers, got {','.join(FLAGS.folds)}", 2)
+    seeds = sweep.seeds_from_flag()
     with cli.user_errors():
-        run_folds(FLAGS.config, FLAGS.workdir, folds)
+        run_folds(FLAGS.config, FLAGS.workdir, folds, seeds)
     print((Path(FLAGS.workdir) / "summary.md").read_text(), end="")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from ferjax import checks, evaluation, optim, parallel, run
+from ferjax import checks, evaluation, finetune, optim, parallel, run
 from ferjax.checkpoint import Checkpoints, NoSpace, abstract_like
 from ferjax.config import get_config
 from ferjax.data import DatasetSplits, load_dataset, pipeline
@@ -50,8 +50,11 @@ def class_weights_for(source, num_classes: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def make_train_step(model, objective, tx, config, class_weights) -> Callable:
-    """One pure update: loss (+ aux classifier, + model regularisers), grads, optimizer step."""
+def make_train_step(model, objective, tx, config, class_weights, frozen_backbone: bool = False) -> Callable:
+    """One pure update: loss (+ aux classifier, + model regularisers), grads, optimizer step.
+
+    ``frozen_backbone``: the model runs in inference mode, BatchNorm statistics kept (:mod:`ferjax.finetune`).
+    """
     aux_weight = float(config.aux_loss_weight)
     dropout_key = jax.random.key(config.seed + 1)
 
@@ -62,7 +65,7 @@ def make_train_step(model, objective, tx, config, class_weights) -> Callable:
         def loss_fn(params):
             variables = {"params": params, "batch_stats": state.batch_stats}
             out, updates = model.apply(
-                variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats", "losses"]
+                variables, batch["image"], train=not frozen_backbone, rngs={"dropout": rng}, mutable=["batch_stats", "losses"]
             )
             per_example = objective.per_example(out.head, labels, state.step).astype(jnp.float32)
             if class_weights is not None:
@@ -76,7 +79,7 @@ def make_train_step(model, objective, tx, config, class_weights) -> Callable:
             regularisers = jax.tree.leaves(updates.get("losses", {}))
             if regularisers:
                 total = total + sum(jnp.sum(r) for r in regularisers)
-            return total, (out, updates.get("batch_stats", {}))
+            return total, (out, state.batch_stats if frozen_backbone else updates.get("batch_stats", {}))
 
         (loss, (out, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
@@ -154,14 +157,22 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, mesh: 
         parallel.say(f"{workdir} already finished ({previous['steps']} steps): nothing to do; report in {workdir / REPORT_FILE}")
         return previous
 
+    if config.init_from and not _checkpoint_steps(workdir):
+        finetune.check_source(config, class_names)  # in seconds, before the model is built
     model, objective = build_model(config, splits.num_classes)
-    tx = optim.make_optimizer(config, steps_per_epoch)
+    tx = finetune.freeze_backbone(optim.make_optimizer(config, steps_per_epoch), config, steps_per_epoch)
     class_weights = class_weights_for(splits.train, splits.num_classes) if config.class_weighting else None
     replicated = parallel.replicated(mesh)
     state = jax.device_put(checks.built(lambda: run.init_state(model, tx, config, config.seed), config), replicated)
     target = abstract_like(state, replicated)
+    origin = None  # init_from: only a run's first start (no checkpoint yet) loads another run's weights
+    if config.init_from and not _checkpoint_steps(workdir):
+        state, origin = finetune.start_from(config, state, tx, class_names, mesh)
+        if (workdir / run.RUN_FILE).exists():
+            finetune.check_same_origin(run.read_record(workdir), origin, workdir)
     if parallel.is_primary() and not (workdir / run.RUN_FILE).exists():  # only once the model builds: a bad config records nothing
-        run.write_record(workdir, run.make_record(config, splits.name, class_names))
+        record = run.make_record(config, splits.name, class_names)
+        run.write_record(workdir, record | ({"init_from": origin} if origin else {}))
 
     checkpoints = Checkpoints(workdir, config.keep_checkpoints)
     writer = None
@@ -208,12 +219,16 @@ def _close(checkpoints: Checkpoints, writer: MetricWriter | None) -> None:
 def _train(config, splits, model, objective, tx, class_weights, mesh, state, meta, checkpoints, writer,
            start_step, steps_per_epoch, total_steps) -> int:
     """The training loop from ``start_step``; returns the step it stopped at."""
-    train_step = jax.jit(
-        make_train_step(model, objective, tx, config, class_weights),
-        in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),
-        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
-        donate_argnums=0,
-    )
+    train_steps = [  # [step, step with the backbone frozen]; jit compiles each when first called
+        jax.jit(
+            make_train_step(model, objective, tx, config, class_weights, frozen_backbone=frozen),
+            in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),
+            out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+            donate_argnums=0,
+        )
+        for frozen in (False, True)
+    ]
+    freeze_steps = finetune.frozen_steps(config, steps_per_epoch)
     logits_fn = make_logits_fn(model, mesh)
     stop_step = total_steps if config.max_steps <= 0 else min(total_steps, config.max_steps)
     step = start_step
@@ -225,7 +240,7 @@ def _train(config, splits, model, objective, tx, class_weights, mesh, state, met
         with _ctrl_c_stops_after_step() as ctrl_c:
             while step < stop_step:
                 batch = parallel.shard_batch(next(batches), mesh)
-                state, step_metrics = train_step(state, batch)
+                state, step_metrics = train_steps[step < freeze_steps](state, batch)
                 pending.append(step_metrics)
                 step += 1
                 progress.update(1)
@@ -391,5 +406,10 @@ def _is_disk_full(error: BaseException) -> bool:
 
 def _kept(workdir: Path) -> str:
     """What a failed run leaves to resume from, for its one-line error."""
-    steps = sorted(int(p.name) for p in (workdir / "checkpoints" / "latest").glob("*") if p.name.isdigit())
+    steps = _checkpoint_steps(workdir)
     return f"the checkpoint at step {steps[-1]} is kept" if steps else "no checkpoint was written yet"
+
+
+def _checkpoint_steps(workdir: Path) -> list[int]:
+    """The steps in ``checkpoints/latest`` (orbax lists only complete ones; so does this)."""
+    return sorted(int(p.name) for p in (workdir / "checkpoints" / "latest").glob("*") if p.name.isdigit())

@@ -75,3 +75,17 @@ def test_a_fold_stopped_early_or_trained_with_another_config_is_not_trusted(tmp_
     crossval.run_folds(config, tmp_path / "cv", folds=[0])
     report = json.loads(report_path.read_text())
     assert report["steps"] == report["total_steps"] > 1 and not report["stopped_early"]
+
+
+def test_seeds_each_run_every_fold_and_are_pooled_in_the_summary(tmp_path):
+    summary = crossval.run_folds(_config(tmp_path), tmp_path / "cv", folds=[1], seeds=[0, 5])
+    assert [(r["seed"], r["fold"]) for r in summary["folds"]] == [(0, 1), (5, 1)]
+    for seed in (0, 5):
+        record = json.loads((tmp_path / "cv" / f"seed{seed}" / "fold1" / "run.json").read_text())
+        assert (record["config"]["seed"], record["config"]["datasets"]["ckplus"]["fold"]) == (seed, 1)
+    tests = [r["test"] for r in summary["folds"]]
+    assert summary["test"] | {"mean": 0, "std": 0} == {"mean": 0, "std": 0, "min": min(tests), "folds": 1, "seeds": 2,
+                                                        "runs": 2, "diverged": 0}
+    assert summary["test"]["std"] == pytest.approx(np.std(tests, ddof=1))
+    text = (tmp_path / "cv" / "summary.md").read_text()
+    assert text.startswith("| seed | fold | validation acc % |") and "over 2 runs (2 seeds × 1 folds)" in text

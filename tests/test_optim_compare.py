@@ -1,12 +1,14 @@
-"""The optimizer-comparison script's pure parts (issue 4): settings and steps to 90% accuracy."""
+"""The optimizer comparison (issue 4; a sweep driver, issue 13): settings, steps to 90% accuracy, seeds."""
 
 import json
 
 import ml_collections
+import numpy as np
 
 from ferjax import optim
-from ferjax.optim import compare
-from ferjax.optim.compare import SETTINGS, setting_config, steps_to_accuracy
+from ferjax.experiments import optimizers as compare
+from ferjax.experiments import sweep
+from ferjax.experiments.optimizers import SETTINGS, setting_config, steps_to_accuracy
 from tests.test_train import toy_config
 
 
@@ -46,7 +48,24 @@ def test_unfinished_settings_resume_and_a_missing_test_split_reports_validation(
     report_path = tmp_path / "adam" / "report.json"
     assert json.loads(report_path.read_text())["stopped_early"]
     base.max_steps = -1  # the stopped setting's report.json is not reused: it resumes and finishes
-    (row,) = compare.compare(base, tmp_path, ["adam"], 1e-4, 0.9)
+    (row,), _ = compare.compare(base, tmp_path, ["adam"], 1e-4, 0.9)
     report = json.loads(report_path.read_text())
     assert report["steps"] == 2 and not report["stopped_early"]
     assert "| – (no test split; validation " in row
+
+
+def test_seeds_run_in_their_own_folders_and_are_summarised(tmp_path):
+    base = toy_config(**{
+        "dataset": "demo", "datasets.demo.train_size": 32, "datasets.demo.validation_size": 14,
+        "datasets.demo.test_size": 14, "num_epochs": 1,
+    })
+    rows, trials = compare.compare(base, tmp_path, ["adam"], 1e-4, 0.9, seeds=[3, 4])
+    assert [(t.run, t.seed) for t in trials] == [("adam", 3), ("adam", 4)]
+    for t in trials:
+        assert t.workdir == tmp_path / t.run / f"seed{t.seed}"
+        assert json.loads((t.workdir / "run.json").read_text())["config"]["seed"] == t.seed
+    assert rows[1].startswith("| adam | 4 | 0.001 | – |")
+    tests = [t.accuracy("test") for t in trials]
+    table = sweep.table(trials, label="setting")
+    assert f"| adam | {sweep.summarize(trials, 'validation')['adam']} | {100 * np.mean(tests):.2f} ± " in table
+    assert f"(min {100 * min(tests):.2f}) | 2 | 0 |" in table

@@ -389,9 +389,9 @@ def test_config_files_that_do_not_load_are_one_line(tmp_path, args, expected):
     assert expected in line
 
 
-def test_optim_compare_uses_the_shared_flag_parsing(tmp_path):
+def test_optimizer_comparison_uses_the_shared_flag_parsing(tmp_path):
     args = ["--config=configs/demo.py", "--config.lerning_rate=1", f"--workdir={tmp_path}"]
-    result = ferjax(*args, module="ferjax.optim.compare")
+    result = ferjax(*args, module="ferjax.experiments.optimizers")
     assert "'lerning_rate'" in one_error_line(result, 2)
 
 

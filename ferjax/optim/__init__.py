@@ -100,8 +100,9 @@ def make_optimizer(
 
 
 def current_learning_rate(opt_state):
-    """The learning rate used by the latest update (schedule value), or None if not injected."""
-    hyperparams = getattr(opt_state, "hyperparams", None)
+    """The learning rate used by the latest update (schedule value), or None if not injected.
+    The injected state may be nested (a frozen backbone chains a mask after it: :mod:`ferjax.finetune`)."""
+    hyperparams = optax.tree_utils.tree_get(opt_state, "hyperparams")
     if hyperparams is None or "learning_rate" not in hyperparams:
         return None
     return hyperparams["learning_rate"]

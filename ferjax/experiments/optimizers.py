@@ -1,18 +1,18 @@
 """Optimizer comparison in the style of seed 003 Table 6.3 (issue 4, SPEC §5).
 
 Trains one config once per optimizer setting (the seeds' learning rates; weight decay 1e-4
-as in seed 003), each in ``<workdir>/<setting>``, and prints a markdown table of the test
-accuracy (of the model the trainer selects), the steps to 90% training accuracy (the
-first logged ``train`` event whose accuracy, a mean since the previous log, is ≥ 0.9) and
-the best logged training accuracy (augmented batches, dropout on).
-Each setting is trained with :func:`ferjax.train.train_and_evaluate`, so a finished setting
-returns its report without training again, an unfinished one resumes, and one trained with
-another config is a one-line error. On a dataset without a test split the table shows the
-validation accuracy instead, and says so.
+as in seed 003) and seed, each in ``<workdir>/<setting>[/seed<s>]``
+(:func:`ferjax.experiments.sweep.sweep`: finished runs are read back, unfinished ones resume),
+and prints two markdown tables: one row per run with the test accuracy (of the model the trainer
+selects), the steps to 90% training accuracy (the first logged ``train`` event whose accuracy, a
+mean since the previous log, is ≥ 0.9) and the best logged training accuracy (augmented batches,
+dropout on); then each setting's validation and test accuracy, mean ± std (min) over its seeds.
+On a dataset without a test split the first table shows the validation accuracy instead, and
+says so.
 
-Run:  python -m ferjax.optim.compare --config=configs/demo.py --workdir=runs/optim_demo \
-          --config.log_every_steps=10
-      FERJAX_DATA_DIR=../shared/data python -m ferjax.optim.compare \
+Run:  python -m ferjax.experiments.optimizers --config=configs/demo.py --workdir=runs/optim_demo \
+          --config.log_every_steps=10 [--seeds=0,1,2]
+      FERJAX_DATA_DIR=../shared/data python -m ferjax.experiments.optimizers \
           --config=configs/ckplus.py:0 --workdir=runs/optim_ckplus0 --config.log_every_steps=10
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from absl import flags
 
 from ferjax import cli
-from ferjax.errors import TrainingDiverged
+from ferjax.experiments import sweep
 
 # setting name -> (optimizer, learning rate, optimizer hyperparameter overrides)
 SETTINGS = {
@@ -48,6 +48,7 @@ def define_flags() -> None:
     flags.DEFINE_list("settings", list(SETTINGS), f"Settings to run, from: {', '.join(SETTINGS)}.")
     flags.DEFINE_float("weight_decay", 1e-4, "Weight decay for every setting (seed 003: 1e-4).")
     flags.DEFINE_float("train_accuracy", 0.9, "Training-accuracy threshold for the steps-to column.")
+    sweep.define_seeds_flag()
 
 
 def train_events(metrics_path: Path) -> list[dict]:
@@ -74,41 +75,35 @@ def setting_config(base, name: str, weight_decay: float):
     return config
 
 
-def table_row(name: str, config, report: dict, workdir: Path, threshold: float) -> str:
-    """One markdown row from a setting's report and its ``workdir/metrics.jsonl``."""
-    reached = steps_to_accuracy(workdir / "metrics.jsonl", threshold)
-    best_train = max(e["accuracy"] for e in train_events(workdir / "metrics.jsonl"))
-    hparams = ", ".join(f"{k}={v}" for k, v in SETTINGS[name][2].items()) or "–"
-    splits = report["splits"]
-    if "test" in splits:
-        accuracy = f"{100 * splits['test']['accuracy']:.2f}%"
-    elif "validation" in splits:
-        accuracy = f"– (no test split; validation {100 * splits['validation']['accuracy']:.2f}%)"
+def table_row(trial: sweep.Trial, config, threshold: float) -> str:
+    """One markdown row of the per-run table (a seed column when the sweep has seeds)."""
+    seed = "" if trial.seed is None else f" {trial.seed} |"
+    if trial.report is None:
+        return f"| {trial.run} |{seed} {config.learning_rate:g} | diverged: {trial.diverged} |"
+    metrics = trial.workdir / "metrics.jsonl"
+    reached = steps_to_accuracy(metrics, threshold)
+    best_train = max(e["accuracy"] for e in train_events(metrics))
+    hparams = ", ".join(f"{k}={v}" for k, v in SETTINGS[trial.run][2].items()) or "–"
+    report = trial.report
+    if trial.accuracy("test") is not None:
+        accuracy = f"{100 * trial.accuracy('test'):.2f}%"
+    elif trial.accuracy("validation") is not None:
+        accuracy = f"– (no test split; validation {100 * trial.accuracy('validation'):.2f}%)"
     else:
         accuracy = "– (no test or validation split)"
     return (
-        f"| {name} | {config.learning_rate:g} | {hparams} | {accuracy} | "
+        f"| {trial.run} |{seed} {config.learning_rate:g} | {hparams} | {accuracy} | "
         f"{'–' if reached is None else reached} | {100 * best_train:.1f}% | {report['steps']} | "
         f"{report['selected_model']} | {report['wall_seconds']:.0f} |"
     )
 
 
-def compare(base, workdir: str | Path, settings: list[str], weight_decay: float, threshold: float) -> list[str]:
-    """Train (or resume, or read back) each setting in ``workdir/<setting>``; the table's rows."""
-    from ferjax.train import train_and_evaluate
-
-    rows = []
-    for name in settings:
-        config = setting_config(base, name, weight_decay)
-        setting_dir = Path(workdir) / name
-        print(f"== {name}: {setting_dir}", flush=True)
-        try:
-            report = train_and_evaluate(config, setting_dir)
-        except TrainingDiverged as error:
-            rows.append(f"| {name} | {config.learning_rate:g} | diverged: {error} |")
-            continue
-        rows.append(table_row(name, config, report, setting_dir, threshold))
-    return rows
+def compare(base, workdir: str | Path, settings: list[str], weight_decay: float, threshold: float,
+            seeds: list[int] | None = None) -> tuple[list[str], list[sweep.Trial]]:
+    """Train (or resume, or read back) each setting × seed; the per-run table's rows and the trials."""
+    configs = {name: setting_config(base, name, weight_decay) for name in settings}
+    trials = sweep.sweep(configs, workdir, seeds=seeds)
+    return [table_row(t, configs[t.run], threshold) for t in trials], trials
 
 
 def main(argv) -> None:
@@ -116,14 +111,17 @@ def main(argv) -> None:
     unknown = sorted(set(FLAGS.settings) - set(SETTINGS))
     if unknown:
         cli.fail(f"--settings: unknown {unknown}; valid: {', '.join(SETTINGS)}", 2)
+    seeds = sweep.seeds_from_flag()
     with cli.user_errors():
-        rows = compare(FLAGS.config, FLAGS.workdir, FLAGS.settings, FLAGS.weight_decay, FLAGS.train_accuracy)
+        rows, trials = compare(FLAGS.config, FLAGS.workdir, FLAGS.settings, FLAGS.weight_decay, FLAGS.train_accuracy, seeds)
+    seed = "" if seeds is None else " seed |"
     print(
-        f"\n| setting | lr | hyperparameters | test accuracy | steps to {100 * FLAGS.train_accuracy:.0f}% "
+        f"\n| setting |{seed} lr | hyperparameters | test accuracy | steps to {100 * FLAGS.train_accuracy:.0f}% "
         "train accuracy | best logged train accuracy | steps | selected model | wall s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---" * (9 + (seeds is not None)) + "|")
     print("\n".join(rows))
+    print("\n" + sweep.table(trials, label="setting"), end="")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""One sweep for every experiment driver (issue 13 item 2): runs × seeds × folds, mean ± std tables.
+
+:func:`sweep` trains every (run, seed, fold) with :func:`ferjax.train.train_and_evaluate` in
+``<workdir>[/<run>][/seed<s>][/fold<f>]``; a level is present only when the sweep has it (a named
+run; explicit seeds; explicit folds), so one config with neither is ``<workdir>`` itself. The
+trainer makes the sweep resumable: a finished run returns its report without training, an
+unfinished one resumes from its checkpoints, one trained with another config is a one-line
+:class:`~ferjax.errors.RunError`. A run whose loss turns NaN is recorded as diverged and the
+sweep goes on. :func:`summarize` gives each run's mean ± sample std and minimum accuracy over
+its seeds × folds; :func:`table` writes them as markdown. The drivers: ``ferjax.crossval``,
+``ferjax.experiments.optimizers`` and ``benchmarks/experiments/loss_experiments.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import statistics
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import ml_collections
+from absl import flags
+
+from ferjax.errors import ConfigError, TrainingDiverged
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One trained (or diverged) run of a sweep."""
+
+    run: str  # the run's name; "" for a sweep of one unnamed config
+    seed: int | None  # None: the config's own seed
+    fold: int | None  # None: no folds
+    workdir: Path
+    report: dict | None  # report.json's dict; None when the run diverged
+    diverged: str = ""  # the divergence message
+
+    def accuracy(self, split: str) -> float | None:
+        metrics = (self.report or {}).get("splits", {}).get(split)
+        return None if metrics is None else metrics["accuracy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """Accuracy of one run over its seeds × folds: mean, sample std (0 for one value) and minimum."""
+
+    mean: float
+    std: float
+    min: float
+    count: int  # runs with a value
+    diverged: int
+
+    def __str__(self) -> str:
+        if not self.count:
+            return "–"
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f} (min {100 * self.min:.2f})"
+
+
+def fold_options(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The dataset's options group, which must have ``fold`` and ``num_folds`` keys."""
+    options = config.datasets.get(config.dataset) if "datasets" in config else None
+    if options is None or "fold" not in options or "num_folds" not in options:
+        raise ConfigError(f"dataset {config.dataset!r} has no folds (config.datasets.{config.dataset}.fold); "
+                          "cross-validation needs a k-fold dataset such as ckplus")
+    return options
+
+
+def trial_config(config: ml_collections.ConfigDict, seed: int | None, fold: int | None) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with ``seed`` and the dataset's ``fold`` set (None: unchanged)."""
+    config = copy.deepcopy(config)
+    with config.unlocked():
+        if seed is not None:
+            config.seed = seed
+        if fold is not None:
+            fold_options(config).fold = fold
+    return config
+
+
+def _check_folds(runs: Mapping[str, ml_collections.ConfigDict], folds: Sequence[int]) -> None:
+    for config in runs.values():
+        num_folds = int(fold_options(config).num_folds)
+        bad = [f for f in folds if not 0 <= f < num_folds]
+        if bad:
+            raise ConfigError(f"--folds {bad} out of range 0..{num_folds - 1} (config.datasets.{config.dataset}.num_folds)")
+
+
+def sweep(
+    runs: Mapping[str, ml_collections.ConfigDict] | ml_collections.ConfigDict,
+    workdir: str | Path,
+    seeds: Sequence[int] | None = None,
+    folds: Sequence[int] | None = None,
+    say: Callable[[str], None] = print,
+) -> list[Trial]:
+    """Train (or resume, or read back) every run × seed × fold; the trials in that order.
+
+    ``runs``: named configs, or one config (no run level in the paths). ``seeds``/``folds``:
+    None leaves the config's own seed/fold and adds no ``seed<s>``/``fold<f>`` level.
+    """
+    from ferjax.train import train_and_evaluate  # the trainer imports the whole library
+
+    if isinstance(runs, ml_collections.ConfigDict):
+        runs = {"": runs}
+    if folds is not None:
+        _check_folds(runs, folds)
+    trials = []
+    for name, config in runs.items():
+        for seed in [None] if seeds is None else seeds:
+            for fold in [None] if folds is None else folds:
+                parts = [name] * bool(name) + [f"seed{seed}"] * (seed is not None) + [f"fold{fold}"] * (fold is not None)
+                where = Path(workdir, *parts)
+                say(f"== {'/'.join(parts) or where}: {where}")
+                try:
+                    report = train_and_evaluate(trial_config(config, seed, fold), where)
+                except TrainingDiverged as error:
+                    say(f"diverged: {error}")
+                    trials.append(Trial(name, seed, fold, where, None, str(error)))
+                    continue
+                trials.append(Trial(name, seed, fold, where, report))
+    return trials
+
+
+def summarize(trials: Sequence[Trial], split: str) -> dict[str, Stats]:
+    """Each run's accuracy on ``split`` over its seeds × folds (runs in sweep order)."""
+    out = {}
+    for name in dict.fromkeys(t.run for t in trials):
+        mine = [t for t in trials if t.run == name]
+        values = [v for v in (t.accuracy(split) for t in mine) if v is not None]
+        diverged = sum(t.report is None for t in mine)
+        if values:
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            out[name] = Stats(statistics.fmean(values), spread, min(values), len(values), diverged)
+        else:
+            out[name] = Stats(float("nan"), float("nan"), float("nan"), 0, diverged)
+    return out
+
+
+def table(trials: Sequence[Trial], splits: Sequence[str] = ("validation", "test"), label: str = "run") -> str:
+    """A markdown table: one row per run, accuracy % mean ± std (min) per split, runs, diverged."""
+    stats = {split: summarize(trials, split) for split in splits}
+    header = f"| {label} | " + " | ".join(f"{split} acc % mean ± std (min)" for split in splits) + " | runs | diverged |"
+    lines = [header, "|---|" + "---|" * (len(splits) + 2)]
+    for name in dict.fromkeys(t.run for t in trials):
+        runs = sum(t.run == name for t in trials)
+        diverged = stats[splits[0]][name].diverged
+        lines.append(f"| {name or '–'} | " + " | ".join(str(stats[s][name]) for s in splits) + f" | {runs} | {diverged} |")
+    return "\n".join(lines) + "\n"
+
+
+def define_seeds_flag() -> None:
+    flags.DEFINE_list("seeds", None, "Seeds to run each setting with, e.g. 0,1,2 (each in seed<s>/); "
+                                     "default: the config's seed, no seed<s>/ level.")
+
+
+def seeds_from_flag() -> list[int] | None:
+    """``--seeds`` as integers (None when not given); a bad value is a one-line error, exit 2."""
+    from ferjax import cli
+
+    if flags.FLAGS.seeds is None:
+        return None
+    try:
+        return [int(s) for s in flags.FLAGS.seeds]
+    except ValueError:
+        cli.fail(f"--seeds must be integers, got {','.join(flags.FLAGS.seeds)}", 2)
