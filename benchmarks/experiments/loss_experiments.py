@@ -70,12 +70,19 @@ def _mean(stats: sweep.Stats) -> str:
 def main(argv) -> None:
     cli.setup(argv)
     seeds = sweep.seeds_from_flag()
+    try:
+        scales, margins = [float(s) for s in FLAGS.grid_s], [float(m) for m in FLAGS.grid_m]
+    except ValueError:
+        cli.fail(f"--grid_s and --grid_m must be numbers, got {','.join(FLAGS.grid_s)} and {','.join(FLAGS.grid_m)}", 2)
+    unknown = sorted(set(FLAGS.losses) - set(L.LOSSES.names()))
+    if unknown:
+        cli.fail(f"--losses: unknown {unknown}; valid: {', '.join(L.LOSSES.names())}", 2)
     root = Path(FLAGS.workdir)
     with cli.user_errors():
         if FLAGS.mode == "compare":
             text = compare(FLAGS.config, root, FLAGS.losses, seeds)
         else:
-            text = grid(FLAGS.config, root, [float(s) for s in FLAGS.grid_s], [float(m) for m in FLAGS.grid_m], seeds)
+            text = grid(FLAGS.config, root, scales, margins, seeds)
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text(text)
     print(text, end="")
