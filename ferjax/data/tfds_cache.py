@@ -122,7 +122,14 @@ def load(builder_cls: type[PlannedBuilder], plan: Plan, bad_files: BadFiles, cac
     config = tfds.core.BuilderConfig(name=f"{plan.layout}-{plan.fingerprint}")
 
     def make() -> PlannedBuilder:
-        return builder_cls(plan=plan, bad_files=bad_files, config=config, data_dir=str(cache_dir), file_format="array_record")
+        # The fingerprinted config is ours by design: TFDS's "Using custom data configuration"
+        # warning on every run would only be noise on the console.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity(min(verbosity, logging.ERROR))  # absl: lower is quieter
+        try:
+            return builder_cls(plan=plan, bad_files=bad_files, config=config, data_dir=str(cache_dir), file_format="array_record")
+        finally:
+            logging.set_verbosity(verbosity)
 
     builder = make()
     if not builder.is_prepared():
