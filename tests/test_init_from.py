@@ -151,3 +151,15 @@ def test_the_command_line_prints_one_line(source, tmp_path):
     (line,) = result.stderr.splitlines()
     assert line == (f"ferjax: error: config.init_from={source}: that run has channels=1, this config has "
                     "config.channels=3; fine-tuning needs the same channels")
+
+
+def test_the_ckplus_finetune_config_uses_the_fer2013_recipes_model():
+    from ferjax import config
+
+    fine = config.load(ROOT / "configs" / "ckplus_finetune.py:3")
+    pretrained = config.load(ROOT / "configs" / "fer2013.py")
+    scratch = config.load(ROOT / "configs" / "ckplus.py:3")
+    assert fine.model == pretrained.model
+    assert fine.models.to_dict() == pretrained.models.to_dict()  # same architecture, or init_from would refuse
+    assert (fine.dataset, fine.datasets.ckplus.fold, fine.augment.to_dict()) == ("ckplus", 3, scratch.augment.to_dict())
+    assert (fine.init_from, fine.init_head, fine.freeze_backbone_epochs) == ("runs/fer2013", "reinit", 2)

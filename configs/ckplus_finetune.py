@@ -1,0 +1,36 @@
+"""CK+ 10-fold, fine-tuned from the FER-2013 recipe's run (issue 13: ``config.init_from``).
+
+Everything as ``configs/ckplus.py`` (the same folds, augmentation, schedule shape, selection on
+the validation fold), except the model, which must be the pretrained run's: the 4-stage
+baseline CNN of ``configs/fer2013.py``. Every backbone weight and BatchNorm statistic starts
+from that run's best checkpoint; the head is re-initialised (FER-2013's classes are not CK+'s:
+no contempt, no neutral here); the first 2 epochs train only the head, then everything, at a
+lower learning rate (3e-4, cosine) for 30 epochs in all.
+
+Train the FER-2013 recipe first (``configs/fer2013.py``, ≈ 2.4 h), then all 10 folds:
+
+    FERJAX_DATA_DIR=../shared/data python -m ferjax.main --config=configs/fer2013.py --workdir=runs/fer2013
+    FERJAX_DATA_DIR=../shared/data python -m ferjax.crossval --config=configs/ckplus_finetune.py --workdir=runs/ckplus_ft
+
+Another pretrained run: ``--config.init_from=runs/X`` (same architecture, 48×48×1 input).
+Not yet measured: its accuracy and budget go to benchmarks/RESULTS.md "CK+ recipe" once the
+FER-2013 run has finished.
+"""
+
+from pathlib import Path
+
+from ferjax import config
+
+
+def get_config(fold: str = "0"):
+    here = Path(__file__).resolve().parent
+    c = config.load(f"{here / 'ckplus.py'}:{fold}")
+    pretrained = config.load(here / "fer2013.py")
+    c.model = pretrained.model
+    c.models = pretrained.models
+    c.init_from = "runs/fer2013"
+    c.init_head = "reinit"
+    c.freeze_backbone_epochs = 2
+    c.learning_rate = 3e-4
+    c.num_epochs = 30
+    return c
