@@ -7,8 +7,10 @@ softmax with label smoothing 0.1, AdamW (lr 1e-3, decoupled weight decay 0.01), 
 with a 1-epoch warm-up, batch 64, 28 epochs (12,544 steps), flip + random crop (4 px padding)
 + rotation ±10° + shift ±10% + zoom ±10%. The checkpoint is selected on PublicTest (the
 validation split), so PublicTest accuracy is optimistic; PrivateTest is reported once, no TTA,
-no ensemble. Budget: ≈ 2.4 hours on 2 CPU cores (≈ 112 training images/s for this model,
-measured; benchmarks/RESULTS.md "FER-2013 recipe" has the run and its accuracy).
+no ensemble. Budget: ≈ 2.2–2.4 hours on 2 CPU cores (≈ 107–112 training images/s for this
+model, measured). Expected accuracy: not yet known — the first run of this recipe started on
+2026-12-06 and had not finished when this was written; benchmarks/RESULTS.md "FER-2013 recipe"
+has its progress and will have its PublicTest accuracy.
 
 The exact command (PrivateTest accuracy is printed at the end and written to
 runs/fer2013/report.json when the data has PrivateTest):
