@@ -107,6 +107,16 @@ def test_folder_names_map_to_csv_codes_and_private_test_is_the_test_split(tmp_pa
     assert not any("PrivateTest" in note for note in splits.notes)
 
 
+def test_preparing_prints_no_tfds_banner_or_progress_bars_off_a_terminal(tmp_path, capfd):
+    make_folders(tmp_path)
+    capfd.readouterr()
+    data.load_dataset(fer_config(tmp_path, tmp_path / "cache"))  # prepares the cache (stderr is not a terminal)
+    out, err = capfd.readouterr()
+    assert "downloaded and prepared" not in out + err
+    assert "Generating splits" not in err and "Shuffling" not in err
+    assert prepared_versions(tmp_path / "cache")  # it was prepared, quietly
+
+
 def test_csv_layout_with_all_three_usages(tmp_path):
     (tmp_path / "fer2013").mkdir()
     write_csv(tmp_path / "fer2013" / "fer2013.csv", [("3", pixels(1), "Training"), ("6", pixels(2), "PublicTest"), ("0", pixels(3), "PrivateTest")])

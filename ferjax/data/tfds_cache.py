@@ -30,8 +30,10 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import io
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable, Iterator
 
@@ -137,7 +139,8 @@ def load(builder_cls: type[PlannedBuilder], plan: Plan, bad_files: BadFiles, cac
             if not builder.is_prepared():  # not prepared by a process we waited for
                 _remove_stale(cache_dir / builder.name)
                 logging.info("Preparing %s (%s layout) into %s", builder.name, plan.layout, builder.data_path)
-                builder.download_and_prepare(download_dir=str(cache_dir / "downloads"))
+                with _quiet_preparation():
+                    builder.download_and_prepare(download_dir=str(cache_dir / "downloads"))
         builder = make()
     sources = builder.as_data_source()
     return Prepared(
@@ -145,6 +148,19 @@ def load(builder_cls: type[PlannedBuilder], plan: Plan, bad_files: BadFiles, cac
         skipped_bad_files=int(builder.info.metadata.get("skipped_bad_files", 0)),
         path=Path(str(builder.data_path)),
     )
+
+
+@contextlib.contextmanager
+def _quiet_preparation() -> Iterator[None]:
+    """TFDS's console output while it prepares: its progress bars only on a terminal (in a log they
+    are lines of escape codes), and not its "downloaded and prepared" banner on stdout (the
+    dataset loader says where the prepared copy is, in ferjax's own words)."""
+    tfds.display_progress_bar(sys.stderr.isatty())
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tfds.display_progress_bar(True)  # TFDS's default
 
 
 @contextlib.contextmanager
