@@ -2,7 +2,7 @@
 
 Recipe for 2 CPU cores (issue 13), one model, seed 0: the baseline CNN with a fourth conv stage
 (conv 48/96/192/384, each conv 3×3 → LeakyReLU → BatchNorm → max-pool 2; flatten 3×3×384 →
-dense 384, dropout 0.5 → softmax head; 2.2 M parameters, 73 M multiply-adds per image),
+dense 384, dropout 0.5 → softmax head; 2.2 M parameters, 74 M multiply-adds per image),
 softmax with label smoothing 0.1, AdamW (lr 1e-3, decoupled weight decay 0.01), cosine schedule
 with a 1-epoch warm-up, batch 64, 28 epochs (12,544 steps), flip + random crop (4 px padding)
 + rotation ±10° + shift ±10% + zoom ±10%. The checkpoint is selected on PublicTest (the

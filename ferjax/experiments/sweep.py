@@ -144,8 +144,8 @@ def paired(trials: Sequence[Trial], reference: str, split: str = "test") -> str:
     differences, their minimum, and how many pairs the run wins / ties / loses. Pairs where
     either side diverged are left out (and counted).
     """
-    by_key = {(t.run, t.seed, t.fold): t.accuracy(split) for t in trials}
-    if not any(run == reference for run, _, _ in by_key):
+    base = {(t.seed, t.fold): t.accuracy(split) for t in trials if t.run == reference}
+    if not base:
         raise ConfigError(f"reference run {reference!r} is not in the sweep ({', '.join(dict.fromkeys(t.run for t in trials))})")
     lines = [f"| run − {reference} | {split} acc difference, points: mean ± std (min) | wins / ties / losses | pairs | left out |",
              "|---|---|---|---|---|"]
@@ -153,14 +153,12 @@ def paired(trials: Sequence[Trial], reference: str, split: str = "test") -> str:
         if name == reference:
             continue
         diffs, left_out = [], 0
-        for (run, seed, fold), value in by_key.items():
-            if run != name:
-                continue
-            base = by_key.get((reference, seed, fold))
-            if value is None or base is None:
+        for t in (t for t in trials if t.run == name):
+            value, ref = t.accuracy(split), base.get((t.seed, t.fold))
+            if value is None or ref is None:
                 left_out += 1
-                continue
-            diffs.append(100 * (value - base))
+            else:
+                diffs.append(100 * (value - ref))
         if diffs:
             spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
             record = f"{sum(d > 0 for d in diffs)} / {sum(d == 0 for d in diffs)} / {sum(d < 0 for d in diffs)}"
