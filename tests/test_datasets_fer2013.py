@@ -1,6 +1,7 @@
 """FER-2013 builder (SPEC §3, §9): both layouts, counts on the real copy, bad input, atomicity."""
 
 import csv
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -107,12 +108,13 @@ def test_folder_names_map_to_csv_codes_and_private_test_is_the_test_split(tmp_pa
     assert not any("PrivateTest" in note for note in splits.notes)
 
 
-def test_preparing_prints_no_tfds_banner_or_progress_bars_off_a_terminal(tmp_path, capfd):
+def test_preparing_prints_no_tfds_banner_progress_bars_or_warnings_off_a_terminal(tmp_path, capfd, caplog):
     make_folders(tmp_path)
     capfd.readouterr()
     data.load_dataset(fer_config(tmp_path, tmp_path / "cache"))  # prepares the cache (stderr is not a terminal)
     out, err = capfd.readouterr()
     assert "downloaded and prepared" not in out + err
+    assert not [r.getMessage() for r in caplog.records if r.name == "absl" and r.levelno >= logging.WARNING]
     assert "Generating splits" not in err and "Shuffling" not in err
     assert prepared_versions(tmp_path / "cache")  # it was prepared, quietly
 

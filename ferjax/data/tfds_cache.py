@@ -126,17 +126,19 @@ def load(builder_cls: type[PlannedBuilder], plan: Plan, bad_files: BadFiles, cac
     def make() -> PlannedBuilder:
         # The fingerprinted config is ours by design: TFDS's "Using custom data configuration"
         # warning on every run would only be noise on the console.
-        verbosity = logging.get_verbosity()
-        logging.set_verbosity(min(verbosity, logging.ERROR))  # absl: lower is quieter
-        try:
+        with _tfds_warnings_off():
             return builder_cls(plan=plan, bad_files=bad_files, config=config, data_dir=str(cache_dir), file_format="array_record")
-        finally:
-            logging.set_verbosity(verbosity)
+
+    def is_prepared(builder: PlannedBuilder) -> bool:
+        # Before the first preparation TFDS warns that the (empty) version folder "has no
+        # dataset_info.json": expected, and not the user's business.
+        with _tfds_warnings_off():
+            return builder.is_prepared()
 
     builder = make()
-    if not builder.is_prepared():
+    if not is_prepared(builder):
         with _cache_errors(cache_dir), _exclusive(cache_dir / builder.name):
-            if not builder.is_prepared():  # not prepared by a process we waited for
+            if not is_prepared(builder):  # not prepared by a process we waited for
                 _remove_stale(cache_dir / builder.name)
                 logging.info("Preparing %s (%s layout) into %s", builder.name, plan.layout, builder.data_path)
                 with _quiet_preparation():
@@ -148,6 +150,17 @@ def load(builder_cls: type[PlannedBuilder], plan: Plan, bad_files: BadFiles, cac
         skipped_bad_files=int(builder.info.metadata.get("skipped_bad_files", 0)),
         path=Path(str(builder.data_path)),
     )
+
+
+@contextlib.contextmanager
+def _tfds_warnings_off() -> Iterator[None]:
+    """absl (TFDS's logger) at ERROR for the duration; lower verbosity is quieter."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(min(verbosity, logging.ERROR))
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 @contextlib.contextmanager
