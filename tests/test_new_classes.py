@@ -37,3 +37,18 @@ def test_study_trains_without_each_class_and_reports_every_figure(tmp_path):
 def test_unknown_held_out_class_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="not a class"):
         new_classes.run_study(toy_config(), tmp_path, held_out=["nope"])
+
+
+def test_seeds_train_one_run_per_class_and_seed_and_report_the_spread_over_seeds(tmp_path):
+    results = new_classes.run_study(toy_config(num_epochs=2), tmp_path, held_out=["c6"], shots=(1, 5), draws=2, seeds=[0, 1])
+    assert [(s["held_out"], s["training_seed"]) for s in results["held_out"]] == [("c6", 0), ("c6", 1)]
+    for seed in (0, 1):
+        report = json.loads((tmp_path / "without_c6" / f"seed{seed}" / "report.json").read_text())
+        assert report["config"]["seed"] == seed
+    assert results["protocol"]["training_seeds"] == [0, 1]
+    (n, per_seed), _ = new_classes.seed_rows(results)
+    assert n == 1 and per_seed["new_accuracy"] == [sum(s["shots"]["1"]["new_accuracy"]) / 2 for s in results["held_out"]]
+    (_, per_class), _ = new_classes.summary_rows(results)  # one class: its mean over seeds × draws
+    assert per_class["new_accuracy"] == pytest.approx([sum(per_seed["new_accuracy"]) / 2])
+    text = (tmp_path / "results.md").read_text()
+    assert "## Across training seeds" in text and "| c6 | 1 |" in text

@@ -2,12 +2,14 @@
 
     python -m ferjax.experiments.new_classes --config=configs/ckplus.py --workdir=runs/new_classes
         [--held_out=anger,contempt,…] [--shots=1,5,10,20] [--draws=5] [--threshold=0.6] [--seed=0]
+        [--seeds=0,1,2]
 
-For each held-out class h (default: every class of the dataset, in turn):
+For each held-out class h (default: every class of the dataset, in turn), and each training seed
+(``--seeds``; default: the config's seed):
 
 1. train a cosine-head run (``config.loss``; LMCL unless the config names another cosine-head
-   loss) with ``config.exclude_classes = h``, in ``<workdir>/without_<h>`` (a finished run is
-   reused, an interrupted one resumes);
+   loss) with ``config.exclude_classes = h``, in ``<workdir>/without_<h>[/seed<s>]`` through
+   :func:`ferjax.experiments.sweep.sweep` (a finished run is reused, an interrupted one resumes);
 2. embed the *test* split (for CK+: the held-out subjects of the config's fold, every class) and
    the *training* split's images of h (training subjects only);
 3. for n in ``--shots`` and ``--draws`` seeded draws of n training images of h, enroll h
@@ -17,7 +19,9 @@ For each held-out class h (default: every class of the dataset, in turn):
    class weights) on the normalised embeddings of the whole training split of the C−1 classes
    plus the n examples of h.
 
-Reported per held-out class and n (mean ± std over draws), and averaged over the held-out classes:
+Reported per held-out class, training seed and n (mean ± std over draws), and averaged over the
+held-out classes (each class's mean over its seeds × draws); with several training seeds also per
+seed, as mean ± std and minimum over the seeds of the class-averaged figures:
 accuracy on the trained classes' test images before and after enrollment; accuracy on h's test
 images; and at the threshold, the share of trained-class test images accepted (best cosine ≥ t)
 and, before h is enrolled, the share of h's test images rejected (a class never enrolled). The
@@ -38,6 +42,7 @@ from absl import flags
 
 from ferjax import cli, enrollment, losses, run
 from ferjax.errors import ConfigError, RunError
+from ferjax.experiments import sweep
 
 FLAGS = flags.FLAGS
 THRESHOLDS = np.round(np.linspace(-0.2, 1.0, 61), 4)
@@ -50,7 +55,8 @@ def define_flags() -> None:
     flags.DEFINE_list("shots", ["1", "5", "10", "20"], "Numbers of enrollment images n.")
     flags.DEFINE_integer("draws", 5, "Random draws of the n images per n.")
     flags.DEFINE_float("threshold", enrollment.DEFAULT_THRESHOLD, "Open-set threshold on the best cosine.")
-    flags.DEFINE_integer("seed", 0, "Seed of the draws (training uses config.seed).")
+    flags.DEFINE_integer("seed", 0, "Seed of the draws (training uses --seeds, else config.seed).")
+    sweep.define_seeds_flag()
 
 
 def embed(trained: run.TrainedModel, source: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -138,8 +144,11 @@ def cosine_config(config):
 
 
 def run_study(config, workdir: str | Path, held_out: Sequence[str] | None = None, shots: Sequence[int] = (1, 5, 10, 20),
-              draws: int = 5, threshold: float = enrollment.DEFAULT_THRESHOLD, seed: int = 0) -> dict:
-    """Train (or reuse) one run per held-out class and write results.json/.md and the PNG."""
+              draws: int = 5, threshold: float = enrollment.DEFAULT_THRESHOLD, seed: int = 0,
+              seeds: Sequence[int] | None = None) -> dict:
+    """Train (or reuse) one run per held-out class and training seed (``seeds``; None: the config's,
+    in ``without_<h>`` itself) and write results.json/.md and the PNG. A diverged run is listed
+    under ``"diverged"`` and left out of the figures."""
     from ferjax import train
     from ferjax.data import load_dataset
 
@@ -149,23 +158,31 @@ def run_study(config, workdir: str | Path, held_out: Sequence[str] | None = None
         config.exclude_classes = ""
     full = load_dataset(config)
     held_out = list(held_out or full.class_names)
-    studies = []
     for h in held_out:
         if h not in full.class_names:
             raise ConfigError(f"--held_out: {h!r} is not a class of {full.name} ({', '.join(full.class_names)})")
+    studies, diverged = [], []
+    for h in held_out:
         run_config = config.copy_and_resolve_references()
         run_config.exclude_classes = h
-        run_dir = workdir / f"without_{h}"
-        print(f"[new_classes] {h}: training {config.model} + {config.loss} without it in {run_dir}", flush=True)
-        report = train.train_and_evaluate(run_config, run_dir)
-        study = held_out_study(run.load_run(run_dir), full, h, shots, draws, threshold, seed)
-        study["run"] = {"workdir": str(run_dir), "wall_seconds": report.get("wall_seconds"),
-                        "test_accuracy_trained_classes": report["splits"].get("test", {}).get("accuracy")}
-        studies.append(study)
-        print(f"[new_classes] {h}: " + ", ".join(
-            f"n={n} new {100 * statistics.fmean(s['new_accuracy']):.1f}%" for n, s in study["shots"].items() if "new_accuracy" in s),
-            flush=True)
-    results = {"protocol": protocol(config, full, shots, draws, threshold, seed), "held_out": studies}
+        print(f"[new_classes] {h}: training {config.model} + {config.loss} without it in {workdir / f'without_{h}'}", flush=True)
+        for trial in sweep.sweep({f"without_{h}": run_config}, workdir, seeds=seeds, say=lambda line: None):
+            tag = h if trial.seed is None else f"{h}, seed {trial.seed}"
+            if trial.report is None:
+                print(f"[new_classes] {tag}: diverged, left out: {trial.diverged}", flush=True)
+                diverged.append({"held_out": h, "training_seed": trial.seed, "workdir": str(trial.workdir), "error": trial.diverged})
+                continue
+            study = held_out_study(run.load_run(trial.workdir), full, h, shots, draws, threshold, seed)
+            study["training_seed"] = int(config.seed if trial.seed is None else trial.seed)
+            study["run"] = {"workdir": str(trial.workdir), "wall_seconds": trial.report.get("wall_seconds"),
+                            "test_accuracy_trained_classes": trial.accuracy("test")}
+            studies.append(study)
+            print(f"[new_classes] {tag}: " + ", ".join(
+                f"n={n} new {100 * statistics.fmean(s['new_accuracy']):.1f}%" for n, s in study["shots"].items() if "new_accuracy" in s),
+                flush=True)
+    if not studies:
+        raise RunError(f"every run of the study diverged (see {workdir})")
+    results = {"protocol": protocol(config, full, shots, draws, threshold, seed, seeds), "held_out": studies, "diverged": diverged}
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (workdir / "results.md").write_text(markdown(results))
@@ -173,11 +190,12 @@ def run_study(config, workdir: str | Path, held_out: Sequence[str] | None = None
     return results
 
 
-def protocol(config, full, shots, draws, threshold, seed) -> dict:
+def protocol(config, full, shots, draws, threshold, seed, seeds) -> dict:
     options = config.datasets.get(config.dataset)
     return {"dataset": full.name, "classes": list(full.class_names), "notes": list(full.notes),
             "fold": int(options.fold) if options is not None and "fold" in options else None,
-            "model": config.model, "loss": config.loss, "epochs": int(config.num_epochs), "training_seed": int(config.seed),
+            "model": config.model, "loss": config.loss, "epochs": int(config.num_epochs),
+            "training_seeds": [int(s) for s in seeds] if seeds is not None else [int(config.seed)],
             "shots": list(shots), "draws": draws, "draw_seed": seed, "threshold": threshold,
             "baseline": "linear probe: logistic regression (balanced class weights, C=1) on the normalised embeddings "
                         "of the trained classes' whole training split plus the n enrollment images"}
@@ -189,48 +207,92 @@ def _ms(values: Sequence[float]) -> str:
     return f"{statistics.fmean(values):.1f} ± {sd:.1f}"
 
 
+def _pooled(studies: Sequence[dict], n: int) -> dict[str, list[float]] | None:
+    """Each metric's values at n over the studies' draws (None when no study has n)."""
+    have = [s["shots"][str(n)] for s in studies if "new_accuracy" in s["shots"].get(str(n), {})]
+    return {k: [v for h in have for v in h[k]] for k in have[0]} if have else None
+
+
+def _groups(results: dict, key: str) -> list[list[dict]]:
+    """The studies grouped by ``key`` ("held_out" or "training_seed"), in first-seen order."""
+    values = dict.fromkeys(s[key] for s in results["held_out"])
+    return [[s for s in results["held_out"] if s[key] == v] for v in values]
+
+
+def class_means(results: dict, key: str) -> list[float]:
+    """A scalar figure (e.g. "known_accuracy_before") per held-out class, its mean over the seeds."""
+    return [statistics.fmean(s[key] for s in group) for group in _groups(results, "held_out")]
+
+
 def summary_rows(results: dict) -> list[tuple[int, dict]]:
-    """Per n: each metric's per-class means, averaged over the held-out classes (mean, std, min)."""
+    """Per n: each metric's per-class means over seeds × draws, one value per held-out class."""
     rows = []
     for n in results["protocol"]["shots"]:
-        per_class = [s["shots"][str(n)] for s in results["held_out"] if "new_accuracy" in s["shots"].get(str(n), {})]
+        per_class = [p for p in (_pooled(group, n) for group in _groups(results, "held_out")) if p is not None]
         if per_class:
-            keys = per_class[0].keys()
-            rows.append((n, {k: [statistics.fmean(c[k]) for c in per_class] for k in keys}))
+            rows.append((n, {k: [statistics.fmean(c[k]) for c in per_class] for k in per_class[0]}))
     return rows
+
+
+def seed_rows(results: dict) -> list[tuple[int, dict]]:
+    """Per n: each metric averaged over the held-out classes, one value per training seed."""
+    rows = []
+    for n in results["protocol"]["shots"]:
+        per_seed = {}
+        for group in _groups(results, "training_seed"):
+            per_class = [p for p in (_pooled([s], n) for s in group) if p is not None]
+            if per_class:
+                per_seed[group[0]["training_seed"]] = {k: statistics.fmean(statistics.fmean(c[k]) for c in per_class)
+                                                       for k in per_class[0]}
+        if per_seed:
+            keys = next(iter(per_seed.values()))
+            rows.append((n, {k: [m[k] for m in per_seed.values()] for k in keys}))
+    return rows
+
+
+def _msm(values: Sequence[float]) -> str:
+    return f"{_ms(values)} (min {100 * min(values):.1f})"
 
 
 def markdown(results: dict) -> str:
     p = results["protocol"]
     lines = [f"# New classes from n examples (seed 002): {p['dataset']}, {p['model']} + {p['loss']}", "",
-             f"Protocol: {'; '.join(p['notes'])}. One run per held-out class ({p['epochs']} epochs, training seed "
-             f"{p['training_seed']}), trained without it; enrolled from n images of training subjects ({p['draws']} draws "
+             f"Protocol: {'; '.join(p['notes'])}. One run per held-out class and training seed ({p['epochs']} epochs, "
+             f"training seed(s) {', '.join(map(str, p['training_seeds']))}), trained without it; enrolled from n images of training subjects ({p['draws']} draws "
              f"per n, seed {p['draw_seed']}); scored on the test split (held-out subjects). Closed set = arg-max cosine "
              f"over the trained centres and the new one; open set at cosine threshold {p['threshold']}. Baseline: "
              f"{p['baseline']}. No TTA, no ensemble; nothing tuned on the test split.", "",
-             "## Mean over the held-out classes (mean ± std over classes of each class's mean over draws)", "",
+             "## Mean over the held-out classes (mean ± std over classes of each class's mean over seeds × draws)", "",
              "| n | trained classes acc before % | after (centre) % | new class acc (centre) % | "
              "new class acc (probe) % | trained classes acc (probe) % | trained accepted at t % | new accepted & right at t % |",
              "|---|---|---|---|---|---|---|---|"]
-    before = [s["known_accuracy_before"] for s in results["held_out"]]
+    before = class_means(results, "known_accuracy_before")
     for n, m in summary_rows(results):
         lines.append(f"| {n} | {_ms(before)} | {_ms(m['known_accuracy_after'])} | {_ms(m['new_accuracy'])} | "
                      f"{_ms(m['probe_new_accuracy'])} | {_ms(m['probe_known_accuracy'])} | {_ms(m['known_accepted_after'])} | "
                      f"{_ms(m['new_accepted_correct'])} |")
-    rejected = [s["never_enrolled_rejected"] for s in results["held_out"]]
-    accepted = [s["known_accepted_before"] for s in results["held_out"]]
+    rejected = class_means(results, "never_enrolled_rejected")
+    accepted = class_means(results, "known_accepted_before")
     lines += ["", f"Open set before enrollment, at t = {p['threshold']}: trained-class test images accepted {_ms(accepted)} %; "
-              f"test images of the never-enrolled class rejected {_ms(rejected)} % (mean ± std over held-out classes).", "",
-              "## Per held-out class (mean ± std over draws)", "",
-              "| held out | run test acc % | n | before % | after % | new (centre) % | new (probe) % | rejected before enrolling % |",
-              "|---|---|---|---|---|---|---|---|"]
+              f"test images of the never-enrolled class rejected {_ms(rejected)} % (mean ± std over held-out classes)."]
+    if len(p["training_seeds"]) > 1:
+        lines += ["", "## Across training seeds (mean ± std (min) over seeds of the figure averaged over the held-out classes)", "",
+                  "| n | after (centre) % | new class acc (centre) % | new class acc (probe) % | seeds |", "|---|---|---|---|---|"]
+        for n, m in seed_rows(results):
+            lines.append(f"| {n} | {_msm(m['known_accuracy_after'])} | {_msm(m['new_accuracy'])} | "
+                         f"{_msm(m['probe_new_accuracy'])} | {len(m['new_accuracy'])} |")
+    for d in results.get("diverged", []):
+        lines += ["", f"Diverged, left out: {d['held_out']} (training seed {d['training_seed']}): {d['error']}"]
+    lines += ["", "## Per held-out class and training seed (mean ± std over draws)", "",
+              "| held out | seed | run test acc % | n | before % | after % | new (centre) % | new (probe) % | rejected before enrolling % |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for s in results["held_out"]:
         run_acc = s["run"]["test_accuracy_trained_classes"]
         for n, m in s["shots"].items():
             if "new_accuracy" not in m:
-                lines.append(f"| {s['held_out']} | | {n} | {m['skipped']} | | | | |")
+                lines.append(f"| {s['held_out']} | {s['training_seed']} | | {n} | {m['skipped']} | | | | |")
                 continue
-            lines.append(f"| {s['held_out']} | {100 * run_acc:.1f} | {n} | {100 * s['known_accuracy_before']:.1f} | "
+            lines.append(f"| {s['held_out']} | {s['training_seed']} | {100 * run_acc:.1f} | {n} | {100 * s['known_accuracy_before']:.1f} | "
                          f"{_ms(m['known_accuracy_after'])} | {_ms(m['new_accuracy'])} | {_ms(m['probe_new_accuracy'])} | "
                          f"{100 * s['never_enrolled_rejected']:.1f} |")
     return "\n".join(lines) + "\n"
@@ -253,7 +315,7 @@ def figure(results: dict, path: Path) -> None:
             sds = [100 * (statistics.stdev(m[key]) if len(m[key]) > 1 else 0.0) for _, m in rows]
             axis = axes[0] if key.endswith("new_accuracy") else axes[1]
             axis.errorbar(ns, means, yerr=sds, fmt=style, capsize=3, label=label)
-        before = 100 * statistics.fmean(s["known_accuracy_before"] for s in results["held_out"])
+        before = 100 * statistics.fmean(class_means(results, "known_accuracy_before"))
         axes[1].axhline(before, color="grey", ls=":", label="trained classes, before enrolling")
         for axis, title in ((axes[0], "Accuracy on the held-out class"), (axes[1], "Accuracy on the trained classes")):
             axis.set(xscale="log", xticks=ns, xticklabels=[str(n) for n in ns], xlabel="enrollment images n",
@@ -261,7 +323,7 @@ def figure(results: dict, path: Path) -> None:
             axis.legend(fontsize=8)
     t = np.asarray(results["held_out"][0]["curve"]["threshold"])
     for key, label in (("known_accepted", "trained-class images accepted"), ("never_enrolled_rejected", "never-enrolled class rejected")):
-        curve = np.mean([s["curve"][key] for s in results["held_out"]], axis=0)
+        curve = np.mean([np.mean([s["curve"][key] for s in group], axis=0) for group in _groups(results, "held_out")], axis=0)
         axes[2].plot(t, 100 * curve, label=label)
     axes[2].axvline(results["protocol"]["threshold"], color="grey", ls=":", label=f"t = {results['protocol']['threshold']}")
     axes[2].set(xlabel="cosine threshold t", ylabel="% (mean over held-out classes)", title="Open set, before enrolling")
@@ -279,7 +341,8 @@ def main(argv) -> None:
     except ValueError:
         cli.fail(f"--shots must be integers, got {','.join(FLAGS.shots)}", 2)
     with cli.user_errors():
-        run_study(FLAGS.config, FLAGS.workdir, FLAGS.held_out, shots, FLAGS.draws, FLAGS.threshold, FLAGS.seed)
+        run_study(FLAGS.config, FLAGS.workdir, FLAGS.held_out, shots, FLAGS.draws, FLAGS.threshold, FLAGS.seed,
+                  sweep.seeds_from_flag())
     print((Path(FLAGS.workdir) / "results.md").read_text(), end="")
 
 
