@@ -7,14 +7,17 @@ Gives this process ``--devices`` CPU devices, calls ``jax.distributed.initialize
 coordinator on 127.0.0.1:P (not with one process), trains :func:`tiny_config` in W and writes
 DIR/process<I>.json: the rows of each split this process read (in order) and the files it wrote in W.
 ``--slow_when``: every read sleeps once PATH exists (holds a run still while a test kills it).
+SIGUSR1 prints every thread's Python stack to the output (the test asks for it when a launch hangs).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import faulthandler
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -127,6 +130,7 @@ def main() -> None:
     for name in ("devices", "num_processes", "process_id", "port"):
         parser.add_argument(f"--{name}", type=int, default=0)
     args = parser.parse_args()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.slow_when:
         SLOW_WHEN.append(Path(args.slow_when))
     workdir = Path(args.workdir)

@@ -2,7 +2,9 @@
 
 Each launch starts ``tests/multihost_worker.py`` twice (``jax.distributed.initialize`` with a
 coordinator on 127.0.0.1 and a port from the kernel, another one if it was taken meanwhile).
-The launches share a JAX compilation cache so that only the first one compiles.
+The launches share a JAX compilation cache so that only the first one compiles. A launch that
+hangs (no progress within ``LAUNCH_TIMEOUT_S``) prints both processes' Python stacks into the
+failure message; the kill test starts a hung launch once more, with a warning, before it fails.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -64,6 +67,19 @@ def output(log: Path, i: int) -> str:
     return (log / f"out{i}.txt").read_text(errors="replace")
 
 
+def describe(processes: list[subprocess.Popen], log: Path, started: float) -> str:
+    """Elapsed time, exit statuses and both outputs; still-running processes first dump their stacks."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGUSR1)  # tests/multihost_worker.py: faulthandler prints every thread's stack
+    if running:
+        time.sleep(2)
+    statuses = [p.poll() for p in processes]
+    return f"after {time.monotonic() - started:.0f} s, exit statuses {statuses} (None: running)\n" + "\n".join(
+        f"--- process {i}:\n{output(log, i)[-3000:]}" for i in range(2)
+    )
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -74,11 +90,11 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 def finish(processes: list[subprocess.Popen], log: Path) -> None:
     """Wait for both processes (bounded); a port taken by someone else raises :class:`PortTaken`."""
-    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    started = time.monotonic()
     try:
         while any(p.poll() is None for p in processes):
-            if time.monotonic() > deadline:
-                pytest.fail(f"2-process run still going after {LAUNCH_TIMEOUT_S} s:\n{output(log, 0)[-3000:]}")
+            if time.monotonic() > started + LAUNCH_TIMEOUT_S:
+                pytest.fail(f"2-process run still going: {describe(processes, log, started)}")
             if any(p.poll() not in (None, 0) for p in processes):  # one failed: the other would wait for it
                 break
             time.sleep(0.1)
@@ -191,17 +207,28 @@ def test_resume_after_killing_both_processes_is_exact(two_by_four, cache, tmp_pa
     uninterrupted, _ = two_by_four
     workdir, log = tmp_path / "run", tmp_path / "log"
     checkpoint = workdir / "checkpoints" / "latest" / str(KILL_AT_STEP)
+    hangs = []  # descriptions of launches that made no progress within LAUNCH_TIMEOUT_S
     for _ in range(3):
         processes = start(workdir, log / "killed", cache, slow_when=checkpoint)  # reads slow down once it exists
-        deadline = time.monotonic() + LAUNCH_TIMEOUT_S
-        while not checkpoint.exists() and all(p.poll() is None for p in processes) and time.monotonic() < deadline:
+        started, hung = time.monotonic(), False
+        while not checkpoint.exists() and all(p.poll() is None for p in processes):
+            if time.monotonic() > started + LAUNCH_TIMEOUT_S:
+                hangs.append(describe(processes, log / "killed", started))
+                hung = True
+                break
             time.sleep(0.02)
+        ended = None if checkpoint.exists() or hung else describe(processes, log / "killed", started)
         for process in processes:
             process.send_signal(signal.SIGKILL)
         stop(processes)
-        if processes[0].returncode != worker.PORT_TAKEN and "Address already in use" not in output(log / "killed", 0):
+        if processes[0].returncode == worker.PORT_TAKEN or "Address already in use" in output(log / "killed", 0):
+            continue
+        assert ended is None, f"a process ended before checkpoint {KILL_AT_STEP}: {ended}"
+        if not hung or len(hangs) > 1:
             break
-    assert checkpoint.exists(), f"no checkpoint {KILL_AT_STEP} before the kill:\n{output(log / 'killed', 0)[-3000:]}"
+    assert checkpoint.exists(), f"no checkpoint {KILL_AT_STEP} in {len(hangs)} launches:\n" + "\n".join(hangs)
+    if hangs:
+        warnings.warn(f"a 2-process launch hung before checkpoint {KILL_AT_STEP} and was started again: {hangs[0]}")
     assert [p.returncode for p in processes] == [-signal.SIGKILL] * 2
     assert not (workdir / "report.json").exists()
 
