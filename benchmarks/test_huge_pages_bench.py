@@ -9,7 +9,7 @@ Rounds alternate default, huge, default, huge; each side keeps its best round.
 Gates, where ferjax would turn the tunable on (Linux, glibc ≥ 2.35, transparent huge pages in
 ``madvise`` mode; it skips elsewhere, saying why):
 - minor page faults per step fall at least ``FAULT_RATIO``-fold (a count, not a time);
-- images/s rise at least ``SPEED_RATIO``-fold (1.42× measured on the 2-core EPYC, RESULTS.md).
+- images/s rise at least ``SPEED_RATIO``-fold (1.42–1.69× measured on the 2-core EPYC, RESULTS.md).
 
     pytest benchmarks/test_huge_pages_bench.py -s
 """

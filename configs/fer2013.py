@@ -7,10 +7,11 @@ softmax with label smoothing 0.1, AdamW (lr 1e-3, decoupled weight decay 0.01), 
 with a 1-epoch warm-up, batch 64, 28 epochs (12,544 steps), flip + random crop (4 px padding)
 + rotation ±10° + shift ±10% + zoom ±10%. The checkpoint is selected on PublicTest (the
 validation split), so PublicTest accuracy is optimistic; PrivateTest is reported once, no TTA,
-no ensemble. Budget: ≈ 2.2–2.4 hours on 2 CPU cores (≈ 107–112 training images/s for this
-model, measured). Expected accuracy: not yet known — the first run of this recipe started on
-2026-12-06 and had not finished when this was written; benchmarks/RESULTS.md "FER-2013 recipe"
-has its progress and will have its PublicTest accuracy.
+no ensemble. Budget: ≈ 2.2 hours on 2 CPU cores with the default malloc (0.60 s per step,
+≈ 107 training images/s, plus PublicTest after each epoch); ferjax now turns huge pages on
+(ferjax/huge_pages.py), which made this step 1.4–1.7× faster — not yet timed end to end.
+Expected accuracy: **65.3% on PublicTest** (best epoch 24 of 28, selected on PublicTest, seed 0,
+measured 2026-12-06; benchmarks/RESULTS.md "FER-2013 recipe"), short of issue 13's 71% target.
 
 The exact command (PrivateTest accuracy is printed at the end and written to
 runs/fer2013/report.json when the data has PrivateTest):
