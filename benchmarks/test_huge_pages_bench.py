@@ -9,7 +9,7 @@ Rounds alternate default, huge, default, huge; each side keeps its best round.
 Gates, where ferjax would turn the tunable on (Linux, glibc ≥ 2.35, transparent huge pages in
 ``madvise`` mode; it skips elsewhere, saying why):
 - minor page faults per step fall at least ``FAULT_RATIO``-fold (a count, not a time);
-- images/s rise at least ``SPEED_RATIO``-fold (1.42–1.69× measured on the 2-core EPYC, RESULTS.md).
+- images/s rise at least ``SPEED_RATIO``-fold (1.18–1.69× measured on two 2-core machines, RESULTS.md; the fault count is the firm gate).
 
     pytest benchmarks/test_huge_pages_bench.py -s
 """
@@ -27,11 +27,13 @@ from pathlib import Path
 
 import pytest
 
+from ferjax import huge_pages
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 15
 ROUNDS = 2
 FAULT_RATIO = 10.0
-SPEED_RATIO = 1.15
+SPEED_RATIO = 1.05
 
 
 def probe() -> dict:
@@ -56,8 +58,7 @@ def probe() -> dict:
 
 
 def _side(hugetlb: int) -> dict:
-    environ = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    environ["GLIBC_TUNABLES"] = f"glibc.malloc.hugetlb={hugetlb}"
+    environ = {**os.environ, "GLIBC_TUNABLES": f"{huge_pages.TUNABLE}={hugetlb}"}
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--probe"],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600,
@@ -67,8 +68,6 @@ def _side(hugetlb: int) -> dict:
 
 
 def test_huge_pages_make_the_recipe_step_faster():
-    from ferjax import huge_pages
-
     environ = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     mode = huge_pages.thp_mode()
     if not huge_pages.wanted(environ, platform.system(), platform.libc_ver(), mode):

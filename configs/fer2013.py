@@ -9,7 +9,7 @@ with a 1-epoch warm-up, batch 64, 28 epochs (12,544 steps), flip + random crop (
 validation split), so PublicTest accuracy is optimistic; PrivateTest is reported once, no TTA,
 no ensemble. Budget: ≈ 2.2 hours on 2 CPU cores with the default malloc (0.60 s per step,
 ≈ 107 training images/s, plus PublicTest after each epoch); ferjax now turns huge pages on
-(ferjax/huge_pages.py), which made this step 1.4–1.7× faster — not yet timed end to end.
+(ferjax/huge_pages.py), which made this step 1.2–1.7× faster — not yet timed end to end.
 Expected accuracy: **65.3% on PublicTest** (best epoch 24 of 28, selected on PublicTest, seed 0,
 measured 2026-12-06; benchmarks/RESULTS.md "FER-2013 recipe"), short of issue 13's 71% target.
 

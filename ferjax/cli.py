@@ -118,7 +118,7 @@ def run(main: Callable, required: tuple[str, ...] = ()) -> None:
     """``absl.app.run(main)`` with ferjax's flag parsing; ``required`` flags must be given.
 
     First the process restarts itself once with huge pages for malloc where that helps
-    (:mod:`ferjax.huge_pages`: XLA's per-step CPU buffers, 1.4–1.7× faster train steps).
+    (:mod:`ferjax.huge_pages`: XLA's per-step CPU buffers, 1.2–1.7× faster train steps).
     """
     huge_pages.restart_with_huge_pages()
     if required:

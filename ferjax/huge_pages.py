@@ -5,7 +5,7 @@ FER-2013 recipe's step at batch 64). glibc serves a block that large with a fres
 unmaps it when the step frees it, so every step faults the buffer in again, 4 KiB at a time:
 ≈ 105,000 page faults and ≈ 40% of the step's time on a 2-core EPYC. With the glibc tunable
 ``glibc.malloc.hugetlb=1`` malloc asks for transparent huge pages (2 MiB) on such blocks, and
-the same step ran 1.4–1.7× faster.
+the same step ran 1.18–1.69× faster on two 2-core machines (AMD EPYC, Intel Xeon).
 
 glibc reads its tunables once, at process start, so a ferjax command restarts itself once with
 the tunable set (:func:`restart_with_huge_pages`, called by :func:`ferjax.cli.run`). It does so
