@@ -47,3 +47,49 @@ def test_loss_experiments_rejects_a_reference_outside_the_losses():
     )
     assert result.returncode == 2
     assert "--reference=mam_softmax is not one of --losses (softmax,sce)" in result.stderr
+
+
+def test_per_seed_spread_is_over_seed_means_not_folds():
+    # Folds differ by 20 points for both runs; seeds by 1. The per-seed table must show the 1, not the 20,
+    # and "b" 2 points below "a" on every seed.
+    trials = []
+    for seed, shift in ((0, 0.0), (1, 0.01), (2, 0.02)):
+        for fold, base in ((0, 0.95), (1, 0.75)):
+            trials += [_trial("a", seed, fold, base + shift), _trial("b", seed, fold, base + shift - 0.02)]
+    table = sweep.per_seed(trials, reference="a")
+    assert "| a | 86.00 ± 1.00 (min 85.00) | 3 | 0 | – | – |" in table
+    assert "| b | 84.00 ± 1.00 (min 83.00) | 3 | 0 | -2.00 ± 0.00 (min -2.00) | 0 / 3 |" in table
+
+
+def test_per_seed_leaves_out_a_seed_with_a_diverged_fold():
+    trials = [_trial("a", s, f, 0.9) for s in (0, 1) for f in (0, 1)]
+    trials += [_trial("b", 0, 0, 0.92), _trial("b", 0, 1, 0.92), _trial("b", 1, 0, 0.5), _trial("b", 1, 1, None)]
+    table = sweep.per_seed(trials, reference="a")
+    assert "| b | 92.00 ± 0.00 (min 92.00) | 1 | 1 | +2.00 ± 0.00 (min +2.00) | 1 / 0 |" in table
+    with pytest.raises(ConfigError, match="reference run 'c' is not in the sweep"):
+        sweep.per_seed(trials, reference="c")
+    assert "seeds above" not in sweep.per_seed(trials)  # no reference: no difference columns
+
+
+def test_loss_comparison_tables_pair_by_seed_and_fold_and_give_per_seed_means(monkeypatch):
+    import importlib.util
+
+    from ferjax.config import get_config
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("loss_experiments", root / "benchmarks/experiments/loss_experiments.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    seen = {}
+
+    def fake_sweep(configs, workdir, seeds, folds):
+        seen.update(losses={name: c.loss for name, c in configs.items()}, seeds=seeds, folds=folds)
+        return [_trial(name, s, f, 0.8 + 0.01 * s - 0.02 * (name == "softmax")) for name in configs for s in seeds for f in folds]
+
+    monkeypatch.setattr(driver.sweep, "sweep", fake_sweep)
+    text = driver.compare(get_config(), Path("unused"), ["mam_softmax", "softmax"], [0, 1], [0, 1], "mam_softmax")
+    assert seen == {"losses": {"mam_softmax": "mam_softmax", "softmax": "softmax"}, "seeds": [0, 1], "folds": [0, 1]}
+    assert "| softmax | -2.00 ± 0.00 (min -2.00) | 0 / 0 / 4 | 4 | 0 |" in text  # paired by (seed, fold)
+    assert "| softmax | 78.50 ± 0.71 (min 78.00) | 2 | 0 | -2.00 ± 0.00 (min -2.00) | 0 / 2 |" in text  # per seed
+    one_seed = driver.compare(get_config(), Path("unused"), ["mam_softmax", "softmax"], [0], [0, 1], "mam_softmax")
+    assert "Per seed" not in one_seed  # one seed has no seed-to-seed spread to show

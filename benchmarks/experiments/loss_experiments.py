@@ -13,8 +13,10 @@ Seed 002 Table 2 grid for AM-Softmax (s × m; every other setting from the confi
 
 Config overrides (``--config.<key>=<value>``) apply to every run. The runs are one
 :func:`ferjax.experiments.sweep.sweep` in ``<workdir>/<run>[/seed<s>]`` (finished runs are read
-back, unfinished ones resume); the table (validation and test accuracy, mean ± std (min) over
-the seeds — nothing is selected on test) goes to stdout and ``<workdir>/table.md``.
+back, unfinished ones resume); the tables (validation and test accuracy, mean ± std (min) over
+seeds × folds; with ``--reference``, the differences paired by (seed, fold); with several seeds and
+folds, each seed's mean over the folds, whose seed-to-seed spread is the noise a difference
+between losses must exceed — nothing is selected on test) go to stdout and ``<workdir>/table.md``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def compare(base, root: Path, losses: list[str], seeds: list[int] | None, folds:
     text = sweep.table(trials, label="loss")
     if reference:
         text += "\nPaired by (seed, fold):\n\n" + sweep.paired(trials, reference)
+    if seeds and len(seeds) > 1 and folds:
+        text += "\nPer seed (each seed's mean over the folds):\n\n" + sweep.per_seed(trials, reference)
     return text
 
 

@@ -7,9 +7,10 @@ trainer makes the sweep resumable: a finished run returns its report without tra
 unfinished one resumes from its checkpoints, one trained with another config is a one-line
 :class:`~ferjax.errors.RunError`. A run whose loss turns NaN is recorded as diverged and the
 sweep goes on. :func:`summarize` gives each run's mean ± sample std and minimum accuracy over
-its seeds × folds; :func:`table` writes them as markdown, :func:`paired` the per-(seed, fold) differences to a
-reference run. The drivers: ``ferjax.crossval``,
-``ferjax.experiments.optimizers`` and ``benchmarks/experiments/loss_experiments.py``.
+its seeds × folds; :func:`table` writes them as markdown, :func:`paired` the per-(seed, fold)
+differences to a reference run, :func:`per_seed` each seed's k-fold mean (and its difference to
+the reference's). The drivers: ``ferjax.crossval``, ``ferjax.experiments.optimizers`` and
+``benchmarks/experiments/loss_experiments.py``.
 """
 
 from __future__ import annotations
@@ -167,6 +168,48 @@ def paired(trials: Sequence[Trial], reference: str, split: str = "test") -> str:
         else:
             lines.append(f"| {name} | – | – | 0 | {left_out} |")
     return "\n".join(lines) + "\n"
+
+
+def per_seed(trials: Sequence[Trial], reference: str | None = None, split: str = "test") -> str:
+    """A markdown table of each run's k-fold mean per seed: mean ± sample std over the seeds (min).
+
+    Every method sees the same folds, so the fold-to-fold spread is not what a difference between
+    methods must exceed; the seed-to-seed spread of a k-fold mean is. With ``reference``: each
+    seed's mean minus the reference's on the same seed, and on how many seeds the run is above /
+    below it. A seed counts only with every fold trained (a diverged fold leaves it out, counted).
+    """
+    means: dict[str, dict[int, float]] = {}
+    left_out: dict[str, int] = {}
+    for name in dict.fromkeys(t.run for t in trials):
+        mine = [t for t in trials if t.run == name and t.seed is not None]
+        means[name], left_out[name] = {}, 0
+        for seed in dict.fromkeys(t.seed for t in mine):
+            values = [t.accuracy(split) for t in mine if t.seed == seed]
+            if any(v is None for v in values):
+                left_out[name] += 1
+            else:
+                means[name][seed] = 100 * statistics.fmean(values)
+    if reference is not None and reference not in means:
+        raise ConfigError(f"reference run {reference!r} is not in the sweep ({', '.join(means)})")
+    header = f"| run | per-seed mean {split} acc %: mean ± std (min) | seeds | seeds left out |"
+    if reference:
+        header += f" − {reference} per seed, points: mean ± std (min) | seeds above / below |"
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
+    for name, by_seed in means.items():
+        row = f"| {name or '–'} | {_spread(list(by_seed.values()), '')} | {len(by_seed)} | {left_out[name]} |"
+        if reference:
+            diffs = [by_seed[s] - means[reference][s] for s in by_seed if s in means[reference]]
+            record = f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}" if diffs else "–"
+            row += " – | – |" if name == reference else f" {_spread(diffs, '+')} | {record} |"
+        lines.append(row)
+    return "\n".join(lines) + "\n"
+
+
+def _spread(values: list[float], sign: str) -> str:
+    if not values:
+        return "–"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):{sign}.2f} ± {spread:.2f} (min {min(values):{sign}.2f})"
 
 
 def table(trials: Sequence[Trial], splits: Sequence[str] = ("validation", "test"), label: str = "run") -> str:
