@@ -18,10 +18,12 @@ Also checked, from the same trace:
   the thesis at 32×32×3 lives in ``tests/test_models_table.py``; this pins the figures at the
   training resolution, which that test does not.
 
-FLOPs and bytes depend on the jax/jaxlib release and the backend (XLA's fusion decisions);
-``costs.json`` records both, and the cost comparison skips, saying so, under another release or
-backend. After an intended change (a new model layer, a jax upgrade, a routing change),
-regenerate the file and commit it with the change, saying why the figures moved:
+FLOPs and bytes depend on the backend, and bytes on the jax/jaxlib release too (XLA's fusion
+decisions); ``costs.json`` records both. Under another backend the cost comparison skips, saying
+so; under another release only the FLOPs are compared (they moved 0.03% from jax 0.12.0.1 to
+0.12.1, bytes up to 1.3%), so a jax upgrade does not switch the gate off. After an intended
+change (a new model layer, a jax upgrade, a routing change), regenerate the file and commit it
+with the change, saying why the figures moved:
 
     FERJAX_UPDATE_COSTS=1 pytest benchmarks/test_costs.py
 
@@ -125,10 +127,15 @@ def test_train_step_costs(case, committed):
         f"{case}: params/MACs changed from {expected['params']:,}/{expected['macs_per_image']:,} "
         f"to {row['params']:,}/{row['macs_per_image']:,}"
     )
-    if committed.get("environment") != _environment():
-        pytest.skip(f"XLA costs in {COSTS_FILE.name} were recorded under {committed.get('environment')}, "
-                    f"this is {_environment()}: regenerate with FERJAX_UPDATE_COSTS=1 (params/MACs did match)")
-    for key in ("flops", "bytes_accessed"):
+    recorded = committed.get("environment", {})
+    if recorded.get("backend") != jax.default_backend():
+        pytest.skip(f"XLA costs in {COSTS_FILE.name} were recorded on {recorded.get('backend')}, this is "
+                    f"{jax.default_backend()}: regenerate with FERJAX_UPDATE_COSTS=1 (params/MACs did match)")
+    keys = ("flops", "bytes_accessed") if recorded == _environment() else ("flops",)
+    if len(keys) == 1:
+        print(f"{case}: costs recorded under {recorded}, this is {_environment()}: FLOPs gated, bytes accessed "
+              "not (XLA's fusion decisions vary between releases); regenerate with FERJAX_UPDATE_COSTS=1")
+    for key in keys:
         ratio = row[key] / expected[key]
         assert abs(ratio - 1) <= TOLERANCE, (
             f"{case}: train-step {key} {row[key]:,.0f} is {ratio:.3f}× the committed {expected[key]:,.0f} "
