@@ -161,10 +161,8 @@ def paired(trials: Sequence[Trial], reference: str, split: str = "test") -> str:
             else:
                 diffs.append(100 * (value - ref))
         if diffs:
-            spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
             record = f"{sum(d > 0 for d in diffs)} / {sum(d == 0 for d in diffs)} / {sum(d < 0 for d in diffs)}"
-            lines.append(f"| {name} | {statistics.fmean(diffs):+.2f} ± {spread:.2f} (min {min(diffs):+.2f}) | {record} "
-                         f"| {len(diffs)} | {left_out} |")
+            lines.append(f"| {name} | {_spread(diffs, '+')} | {record} | {len(diffs)} | {left_out} |")
         else:
             lines.append(f"| {name} | – | – | 0 | {left_out} |")
     return "\n".join(lines) + "\n"
