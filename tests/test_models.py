@@ -125,6 +125,24 @@ def test_emosynthnet_aux_logits_only_in_training_and_only_when_weighted():
         assert jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x).aux_logits is None
 
 
+def test_baseline_cnn_convs_per_stage_repeats_the_conv_unit_and_defaults_to_the_seed():
+    """convs_per_stage=2 adds one 3×3 conv + BatchNorm per stage; 1 (the default) is seed 004's net."""
+    def counts(**hp):
+        config = profile.model_config("baseline_cnn", conv_features=(4, 8), dense_features=(8,), dropout_rates=(0.1,), **hp)
+        model = profile.build_classifier(config, NUM_CLASSES)
+        variables = profile.abstract_variables(model, (1, 48, 48, 1))
+        convs = [k for k in variables["params"]["backbone"] if k.startswith("Conv")]
+        return len(convs), profile.count_variables(variables), profile.inference_cost(model, variables, (1, 48, 48, 1))
+
+    (convs1, params1, cost1), (convs2, params2, cost2) = counts(), counts(convs_per_stage=2)
+    assert (convs1, convs2) == (2, 4)
+    # the second conv of stage 1 (4→4) and of stage 2 (8→8): 3×3 kernel + bias (the activation
+    # comes before BatchNorm), and BatchNorm's scale, bias, mean and variance
+    assert params2 - params1 == (9 * 4 * 4 + 4 + 4 * 4) + (9 * 8 * 8 + 8 + 4 * 8)
+    assert cost2.depth == cost1.depth + 2
+    assert counts(convs_per_stage=1)[:2] == (convs1, params1)
+
+
 def test_camnet_rejects_widths_not_divisible_by_groups():
     config = profile.model_config("camnet", widths=(64, 128, 256, 512))
     with pytest.raises(ConfigError, match="divisible"):
