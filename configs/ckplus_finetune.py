@@ -2,21 +2,22 @@
 
 Everything as ``configs/ckplus.py`` (the same folds, augmentation, schedule shape, selection on
 the validation fold), except the model, which must be the pretrained run's: the 4-stage
-baseline CNN of ``configs/fer2013.py``. Every backbone weight and BatchNorm statistic starts
-from that run's best checkpoint; the head is re-initialised (FER-2013's classes are not CK+'s:
-no contempt, no neutral here); the first 2 epochs train only the head, then everything, at a
-lower learning rate (3e-4, cosine) for 30 epochs in all.
+baseline CNN of ``configs/fer2013.py`` (two conv units per stage). Every backbone weight and
+BatchNorm statistic starts from that run's best checkpoint; the head is re-initialised
+(FER-2013's classes are not CK+'s: no contempt, no neutral here); the first 2 epochs train only
+the head, then everything, at a lower learning rate (3e-4, cosine) for 30 epochs in all.
 
-Train the FER-2013 recipe first (``configs/fer2013.py``, ≈ 2.4 h), then all 10 folds:
+Train the FER-2013 recipe first (``configs/fer2013.py``, ≈ 2 h), then all 10 folds:
 
     FERJAX_DATA_DIR=../shared/data python -m ferjax.main --config=configs/fer2013.py --workdir=runs/fer2013
     FERJAX_DATA_DIR=../shared/data python -m ferjax.crossval --config=configs/ckplus_finetune.py --workdir=runs/ckplus_ft
 
 Another pretrained run: ``--config.init_from=runs/X`` (same architecture, 48×48×1 input).
-Expected accuracy: **test 89.9 ± 3.8% (min 81.8%)** over the 10 folds, seed 0, no TTA, from a
-FER-2013 run at 65.3% PublicTest; budget **39 min** for the 10 folds on 2 CPU cores, excluding
-the pretraining (measured 2026-12-06; benchmarks/RESULTS.md "CK+ recipe", short of issue 13's
-97% target).
+Expected accuracy: **test 89.9 ± 3.8% (min 81.8%)** over the 10 folds, seed 0, no TTA, measured
+2026-12-06 from the *earlier* FER-2013 recipe (one conv per stage, conv 48/96/192/384, dense 384;
+65.3% PublicTest) in **39 min** for the 10 folds on 2 CPU cores, excluding the pretraining
+(benchmarks/RESULTS.md "CK+ recipe"; short of issue 13's 97% target). From the current recipe's
+two-conv backbone (67.4% PublicTest): not measured yet.
 """
 
 from pathlib import Path
