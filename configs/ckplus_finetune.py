@@ -18,7 +18,7 @@ Expected accuracy: **test 89.9 ± 3.8% (min 81.8%)** over the 10 folds, seed 0, 
 65.3% PublicTest) in **39 min** for the 10 folds on 2 CPU cores, excluding the pretraining
 (benchmarks/RESULTS.md "CK+ recipe"; short of issue 13's 97% target). From the current recipe's
 two-conv backbone (67.4% PublicTest):
-test 93.1 ± 2.9% (min 87.9%) over folds 0–6 only (run unfinished), seed 0, no TTA, ≈ 3.6 min a fold (RESULTS).
+test 92.9 ± 2.7% (min 87.9%) over the 10 folds, seed 0, no TTA, ≈ 3.6 min a fold (RESULTS).
 """
 
 from pathlib import Path
