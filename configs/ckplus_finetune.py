@@ -17,8 +17,9 @@ Expected accuracy: **test 89.9 ± 3.8% (min 81.8%)** over the 10 folds, seed 0, 
 2026-12-06 from the *earlier* FER-2013 recipe (one conv per stage, conv 48/96/192/384, dense 384;
 65.3% PublicTest) in **39 min** for the 10 folds on 2 CPU cores, excluding the pretraining
 (benchmarks/RESULTS.md "CK+ recipe"; short of issue 13's 97% target). From the current recipe's
-two-conv backbone (67.4% PublicTest):
-test 92.9 ± 2.7% (min 87.9%) over the 10 folds, seed 0, no TTA, ≈ 3.6 min a fold (RESULTS).
+two-conv backbone (67.4% PublicTest): **test 92.9 ± 2.7% (min 87.9%)** over the 10 folds,
+seed 0, no TTA, 38 min for the 10 folds (measured 2026-12-07 on a 2-core Intel Xeon; RESULTS
+"Fine-tuned from the two-conv FER-2013 recipe"), short of the 97% target by 4.1 points.
 """
 
 from pathlib import Path

@@ -10,9 +10,10 @@ selected on PublicTest (the validation split), so PublicTest accuracy is optimis
 is reported once, no TTA, no ensemble.
 Expected accuracy: **67.4% on PublicTest** (best epoch 25 of 28, selected on PublicTest,
 seed 0, measured 2026-12-07; benchmarks/RESULTS.md "FER-2013 recipe"; 68.3% with flip TTA),
-short of issue 13's 71% target. Budget: ≈ 2.0 hours (117 min) on a 2-core Intel Xeon with huge pages
-(ferjax/huge_pages.py), ≈ 1.65 training steps/s with the input pipeline and a PublicTest pass per
-epoch. The earlier recipe (one conv per stage, conv 48/96/192/384, dense 384) reached 65.3%.
+short of issue 13's 71% target. Budget: ≈ 2.0 hours (117 min) on a 2-core Intel Xeon with
+huge pages (ferjax/huge_pages.py), ≈ 1.65 training steps/s with the input pipeline and a
+PublicTest pass per epoch. The earlier recipe (one conv per stage, conv 48/96/192/384,
+dense 384) reached 65.3%.
 
 The exact command (PrivateTest accuracy is printed at the end and written to
 runs/fer2013/report.json when the data has PrivateTest):

@@ -4,9 +4,10 @@
 BatchNorm → Dropout(.25, .25, .25, .4)); the classifier layer is the head. Widths are not
 given by the seed; defaults below are ferjax's choice. ``convs_per_stage`` > 1 (ferjax's
 extension, not in the seed; default 1 = the seed) repeats the conv → LeakyReLU → BatchNorm unit
-before each pooling, as the VGG-style nets that lead on FER-2013 do (SPEC §7). BatchNorm keeps running statistics with
-momentum 0.9 (not Keras' 0.99): with 0.99 they lag by hundreds of steps, which made validation
-accuracy meaningless for the first epochs of small sets (CK+ fold: 24 steps per epoch).
+before each pooling, as the VGG-style nets that lead on FER-2013 do (SPEC §7). BatchNorm keeps
+running statistics with momentum 0.9 (not Keras' 0.99): with 0.99 they lag by hundreds of
+steps, which made validation accuracy meaningless for the first epochs of small sets (CK+ fold:
+24 steps per epoch).
 """
 
 from __future__ import annotations
