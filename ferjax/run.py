@@ -27,6 +27,7 @@ import optax
 from flax import struct
 
 import ferjax
+from ferjax import config as ferjax_config
 from ferjax import enrollment as enrolled_classes
 from ferjax import files, losses, models, parallel
 from ferjax.checkpoint import Checkpoints, Damaged, abstract_like
@@ -112,7 +113,11 @@ def read_record(workdir: str | Path) -> dict:
 
 
 def config_from_record(record: dict) -> ml_collections.ConfigDict:
-    """run.json's config as a locked ConfigDict (JSON lists back to tuples, as configs write them)."""
+    """run.json's config as a locked ConfigDict (JSON lists back to tuples, as configs write them).
+
+    A key the record lacks (an option added to ferjax after the run started) takes its default
+    from :func:`ferjax.config.get_config`: new options default to the behaviour before them.
+    """
 
     def tuples(value):
         if isinstance(value, dict):
@@ -121,7 +126,14 @@ def config_from_record(record: dict) -> ml_collections.ConfigDict:
             return tuple(tuples(v) for v in value)
         return value
 
-    config = ml_collections.ConfigDict(tuples(record["config"]))
+    def filled(recorded: dict, defaults: dict) -> dict:
+        out = {k: v for k, v in defaults.items() if k not in recorded}
+        for key, value in recorded.items():
+            default = defaults.get(key)
+            out[key] = filled(value, default) if isinstance(value, dict) and isinstance(default, dict) else value
+        return out
+
+    config = ml_collections.ConfigDict(filled(tuples(record["config"]), tuples(ferjax_config.get_config().to_dict())))
     config.lock()
     return config
 

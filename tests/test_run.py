@@ -1,6 +1,7 @@
 """A trained run: run.json, load_run / TrainedModel, TTA views, the evaluator (issue 9; SPEC §10)."""
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -57,6 +58,21 @@ def test_images_are_prepared_like_the_pipeline_whatever_their_form(trained):
     assert model.embeddings(split.images).shape[0] == 10
     with pytest.raises(ValueError, match="0, 255"):
         model.logits(split.images.astype(np.float32) * 2)
+
+
+def test_a_run_recorded_before_newer_options_loads_with_their_defaults(trained, tmp_path):
+    """run.json of a run older than ``dtype``, ``embedding_dim`` and ``convs_per_stage``."""
+    old = tmp_path / "old"
+    shutil.copytree(trained[0], old)
+    record = json.loads((old / "run.json").read_text())
+    for key in ("dtype", "embedding_dim"):
+        del record["config"][key]
+    del record["config"]["models"]["baseline_cnn"]["convs_per_stage"]
+    (old / "run.json").write_text(json.dumps(record))
+    loaded = run.load_run(old)
+    assert (loaded.config.dtype, loaded.config.embedding_dim, loaded.config.models.baseline_cnn.convs_per_stage) == ("float32", 0, 1)
+    split = toy_data.make_split(12, 5)
+    np.testing.assert_allclose(loaded.logits(split.images), run.load_run(trained[0]).logits(split.images), atol=1e-6)
 
 
 def test_loading_on_one_device_matches_eight(trained):

@@ -22,7 +22,7 @@ MODELS: Registry[Callable[[ml_collections.ConfigDict, int], nn.Module]] = Regist
 
 def compute_dtype(config: ml_collections.ConfigDict):
     """The activation dtype selected by ``config.dtype`` ('float32' or 'bfloat16')."""
-    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.get("dtype", "float32")]
+    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.dtype]
 
 
 def make_backbone(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:

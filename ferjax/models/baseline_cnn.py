@@ -68,7 +68,7 @@ def _baseline_cnn(config, num_classes: int) -> nn.Module:
         conv_features=tuple(hp.conv_features),
         dense_features=tuple(hp.dense_features),
         dropout_rates=tuple(hp.dropout_rates),
-        convs_per_stage=int(hp.get("convs_per_stage", 1)),  # absent from older runs' run.json: 1
+        convs_per_stage=int(hp.convs_per_stage),
         bn_momentum=hp.bn_momentum,
         dtype=models.compute_dtype(config),
     )

@@ -45,5 +45,5 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int) -> tuple[Cl
 
     objective = losses.make_objective(config)
     head = HEADS[objective.head](num_classes=num_classes, **dict(objective.head_kwargs))
-    embedding_dim = int(config.get("embedding_dim", 0))  # absent from older runs' run.json: 0
+    embedding_dim = int(config.embedding_dim)
     return Classifier(backbone=make_backbone(config, num_classes), head=head, embedding_dim=embedding_dim), objective

@@ -36,7 +36,7 @@ def model_config(name: str, aux_loss_weight: float = 0.0, **hparams) -> ml_colle
     """A minimal config that builds model ``name`` with its defaults, ``hparams`` overriding them,
     and the plain softmax loss (a linear classifier layer, as the thesis' table counts)."""
     config = ml_collections.ConfigDict(
-        dict(model=name, dtype="float32", aux_loss_weight=aux_loss_weight, models=models.MODELS.default_config(),
+        dict(model=name, dtype="float32", embedding_dim=0, aux_loss_weight=aux_loss_weight, models=models.MODELS.default_config(),
              loss="softmax", losses=losses.LOSSES.default_config())
     )
     config.models[name].update(hparams)
