@@ -35,6 +35,9 @@ def check_training_config(config: ml_collections.ConfigDict, mesh: jax.sharding.
         raise ConfigError(f"config.dtype={config.dtype!r}; valid: float32, bfloat16")
     for key in ("batch_size", "eval_batch_size"):
         parallel.check_batch_divisible(config[key], mesh, key)
+    alpha = config.mixup_alpha
+    if not alpha >= 0:
+        raise ConfigError(f"config.mixup_alpha={alpha!r} must be a number >= 0 (0 turns mixup off)")
     if config.get("init_head", "reinit") not in ("reinit", "keep"):
         raise ConfigError(f"config.init_head={config.init_head!r}; valid: reinit, keep")
     freeze = config.get("freeze_backbone_epochs", 0)

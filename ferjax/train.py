@@ -54,28 +54,45 @@ def make_train_step(model, objective, tx, config, class_weights, frozen_backbone
     """One pure update: loss (+ aux classifier, + model regularisers), grads, optimizer step.
 
     ``frozen_backbone``: the model runs in inference mode, BatchNorm statistics kept (:mod:`ferjax.finetune`).
+    ``config.mixup_alpha`` > 0: mixup (Zhang et al. 2018, eq. 1) on the global batch: images
+    λ·x + (1−λ)·x[π], loss λ·L(y) + (1−λ)·L(y[π]), one λ ~ Beta(α, α) and one permutation π per
+    step, drawn from ``fold_in(key(seed + 2), step)``; accuracy is against the unmixed labels.
     """
     aux_weight = float(config.aux_loss_weight)
+    mixup_alpha = float(config.mixup_alpha)
     dropout_key = jax.random.key(config.seed + 1)
+    mixup_key = jax.random.key(config.seed + 2)
+
+    def mean_loss(per_example, labels):
+        if class_weights is None:
+            return jnp.mean(per_example)
+        weights = jnp.asarray(class_weights)[labels]
+        return jnp.sum(weights * per_example) / jnp.sum(weights)
 
     def train_step(state: TrainState, batch: dict):
         rng = jax.random.fold_in(dropout_key, state.step)
-        labels = batch["label"]
+        images, labels = batch["image"], batch["label"]
+        if mixup_alpha > 0:
+            lam_key, perm_key = jax.random.split(jax.random.fold_in(mixup_key, state.step))
+            lam = jax.random.beta(lam_key, mixup_alpha, mixup_alpha)
+            perm = jax.random.permutation(perm_key, labels.shape[0])
+            images = lam * images + (1 - lam) * images[perm]
+
+        def mixed(loss_of):
+            """``loss_of(labels)`` (a scalar), mixed as the images are when mixup is on."""
+            if mixup_alpha > 0:
+                return lam * loss_of(labels) + (1 - lam) * loss_of(labels[perm])
+            return loss_of(labels)
 
         def loss_fn(params):
             variables = {"params": params, "batch_stats": state.batch_stats}
             out, updates = model.apply(
-                variables, batch["image"], train=not frozen_backbone, rngs={"dropout": rng}, mutable=["batch_stats", "losses"]
+                variables, images, train=not frozen_backbone, rngs={"dropout": rng}, mutable=["batch_stats", "losses"]
             )
-            per_example = objective.per_example(out.head, labels, state.step).astype(jnp.float32)
-            if class_weights is not None:
-                weights = jnp.asarray(class_weights)[labels]
-                loss = jnp.sum(weights * per_example) / jnp.sum(weights)
-            else:
-                loss = jnp.mean(per_example)
+            loss = mixed(lambda y: mean_loss(objective.per_example(out.head, y, state.step).astype(jnp.float32), y))
             total = loss
             if out.aux_logits is not None and aux_weight > 0:
-                total = total + aux_weight * jnp.mean(softmax_cross_entropy(out.aux_logits, labels))
+                total = total + aux_weight * mixed(lambda y: jnp.mean(softmax_cross_entropy(out.aux_logits, y)))
             regularisers = jax.tree.leaves(updates.get("losses", {}))
             if regularisers:
                 total = total + sum(jnp.sum(r) for r in regularisers)

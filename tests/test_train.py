@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from ferjax import parallel, run, train
+from ferjax import checks, optim, parallel, run, train
 from ferjax.config import get_config
-from ferjax.errors import TrainingDiverged
+from ferjax.errors import ConfigError, TrainingDiverged
+from ferjax.models.classifier import build_model
 from tests import toy_data
 
 
@@ -118,3 +119,54 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
         train.train_and_evaluate(config, tmp_path)
     last_good = params_of(tmp_path)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(last_good))
+
+
+def _one_step(config, mesh, batch):
+    """The trainer's jitted step on ``mesh``: (state after one step, its metrics, the initial state)."""
+    model, objective = build_model(config, num_classes=7)
+    tx = optim.make_optimizer(config, steps_per_epoch=4)
+    initial = run.init_state(model, tx, config, config.seed)
+    step = jax.jit(
+        train.make_train_step(model, objective, tx, config, class_weights=None),
+        in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),
+        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+    )
+    state, metrics = step(jax.device_put(initial, parallel.replicated(mesh)), parallel.shard_batch(batch, mesh))
+    return state, jax.device_get(metrics), initial, model, objective
+
+
+def test_mixup_loss_is_the_lambda_mix_of_both_labels_losses():
+    """Zhang et al. 2018 eq. 1, with the trainer's own keys: fold_in(key(seed + 2), step)."""
+    config = toy_config(mixup_alpha=0.4)
+    split = toy_data.make_split(16, 6)
+    batch = {"image": split.images.astype(np.float32) / 127.5 - 1, "label": split.labels.astype(np.int32)}
+    _, metrics, initial, model, objective = _one_step(config, parallel.make_mesh(), batch)
+    lam_key, perm_key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed + 2), 0))
+    lam = float(jax.random.beta(lam_key, 0.4, 0.4))
+    perm = np.asarray(jax.random.permutation(perm_key, 16))
+    assert 0 < lam < 1 and not np.array_equal(perm, np.arange(16))
+    images = lam * batch["image"] + (1 - lam) * batch["image"][perm]
+    out, _ = model.apply({"params": initial.params, "batch_stats": initial.batch_stats}, images, train=True,
+                         rngs={"dropout": jax.random.fold_in(jax.random.key(config.seed + 1), 0)}, mutable=["batch_stats", "losses"])
+    loss_of = lambda y: float(np.mean(objective.per_example(out.head, y, 0)))  # noqa: E731
+    expected = lam * loss_of(batch["label"]) + (1 - lam) * loss_of(batch["label"][perm])
+    assert metrics["loss"] == pytest.approx(expected, rel=1e-5)
+    _, plain, *_ = _one_step(toy_config(), parallel.make_mesh(), batch)
+    assert abs(plain["loss"] - expected) > 1e-3  # mixing changed the loss
+
+
+def test_mixup_step_is_the_same_on_one_and_eight_devices():
+    config = toy_config(mixup_alpha=1.0, optimizer="sgd")  # Adam's first step is ±lr·sign(g): it would amplify rounding
+    split = toy_data.make_split(16, 7)
+    batch = {"image": split.images.astype(np.float32) / 127.5 - 1, "label": split.labels.astype(np.int32)}
+    eight, m8, *_ = _one_step(config, parallel.make_mesh(), batch)
+    one, m1, *_ = _one_step(config, parallel.make_mesh(jax.devices()[:1]), batch)
+    assert m8["loss"] == pytest.approx(m1["loss"], rel=1e-5)
+    for a, b in zip(jax.tree.leaves(jax.device_get(eight.params)), jax.tree.leaves(jax.device_get(one.params))):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [-0.5, float("nan")])
+def test_bad_mixup_alpha_is_a_one_line_error(alpha):
+    with pytest.raises(ConfigError, match="config.mixup_alpha"):
+        checks.check_training_config(toy_config(mixup_alpha=alpha), parallel.make_mesh())
