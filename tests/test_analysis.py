@@ -98,6 +98,19 @@ def test_landscape_at_the_trained_weights_is_the_trained_loss_on_the_same_images
     assert saved["surface"].max() > expected  # a full filter-norm step away, the loss rises
 
 
+def test_landscape_of_a_mixup_run_is_the_loss_of_unmixed_examples(analysed, demo_run):
+    """The run's config having mixup on changes nothing: f(0, 0) is the plain loss."""
+    saved = np.load(analysed[0] / "landscape_demo0.npz")
+    trained = run.load_run(demo_run)
+    with trained.config.unlocked():
+        trained.config.mixup_alpha = 0.4
+    train_split = load_dataset(trained.config).train
+    images = trained.prepare([train_split[i]["image"] for i in saved["train_indices"]])
+    labels = np.asarray([train_split[i]["label"] for i in saved["train_indices"]])
+    surface = landscape.loss_landscape(trained, preprocess.normalize(images), labels, resolution=3, line_resolution=3)
+    np.testing.assert_allclose(surface.surface[1, 1], saved["surface"][1, 1], rtol=1e-5)
+
+
 def test_directions_are_filter_normalised_and_spare_biases_and_batchnorm():
     params = {"conv": {"kernel": jnp.arange(1.0, 1 + 3 * 3 * 2 * 4).reshape(3, 3, 2, 4), "bias": jnp.ones(4)},
               "bn": {"scale": jnp.ones(4), "bias": jnp.zeros(4)}}

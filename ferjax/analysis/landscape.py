@@ -8,7 +8,7 @@ setting of the paper's published figures (``--xignore biasbn``), and BatchNorm n
 running statistics.
 
 L is the trainer's own loss (:func:`ferjax.train.make_train_step`: the objective, class weights,
-the sown regularisers) with the model in evaluation mode, on a fixed subset of the training split
+the sown regularisers; never mixup) with the model in evaluation mode, on a fixed subset of the training split
 and averaged over equal batches of it. Grid points are evaluated jitted, ``vmap``-ped in chunks
 that are sharded over the run's devices. The 1-D curve is f(α, 0) on a finer grid.
 """
@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
@@ -89,7 +90,9 @@ def loss_landscape(trained: TrainedModel, images: np.ndarray, labels: np.ndarray
     rng = np.random.default_rng(seed)
     directions = [filter_normalized_direction(params, rng) for _ in range(2)]
     objective = losses.make_objective(trained.config)
-    step = train.make_train_step(_EvalMode(trained.model), objective, _NO_UPDATE, trained.config, class_weights)
+    unmixed = ml_collections.ConfigDict(trained.config.to_dict())  # f is the loss of the examples themselves
+    unmixed.mixup_alpha = 0.0
+    step = train.make_train_step(_EvalMode(trained.model), objective, _NO_UPDATE, unmixed, class_weights)
 
     def loss_at(coords, params, batch_stats, directions, images, labels):
         moved = jax.tree.map(lambda w, d1, d2: w + coords[0] * d1 + coords[1] * d2, params, *directions)
