@@ -10,11 +10,10 @@ Intel) XLA has no bf16 matrix units to use and bf16 may be slower, so the test s
 so. ``FERJAX_BENCH_BF16=1`` runs it on any CPU (to check the gate itself; expect it to fail
 where there is no AMX).
 
-Measured on a 2-core Intel Xeon with AMX (2026-12-06, jax 0.12.1; benchmarks/RESULTS.md): ResNet-18's
-bf16 step is 0.86× fp32's, but the baseline CNN's is 1.17–1.20× (one 3×3 convolution per stage on
-48×48 and 24×24 maps, which stay XLA convolutions; routing them through im2col did not make bf16
-faster either, 632 vs 634 ms). The baseline CNN is therefore a non-strict expected failure here: the
-gate holds ResNet-18 to it, and reports the baseline CNN's ratio without failing the suite.
+On such CPUs a bf16 model compiles with XLA's oneDNN custom calls (:mod:`ferjax.xla_options`).
+Measured on a 2-core Intel Xeon with AMX (2026-12-07, jax 0.12.1; benchmarks/RESULTS.md, "oneDNN
+for bfloat16 on AMX"): baseline CNN 0.91, ResNet-18 0.58. Before oneDNN (2026-12-06) they were
+1.17–1.20 and 0.86, and the baseline CNN was an expected failure.
 
     pytest benchmarks/test_bf16_bench.py -s
 """
@@ -27,16 +26,12 @@ import jax
 import pytest
 
 from benchmarks import timing, trainstep
-from ferjax import parallel
+from ferjax import parallel, xla_options
 
 BATCH = 64
 ROUNDS = 5
-MODELS = [
-    pytest.param("baseline_cnn", marks=pytest.mark.xfail(
-        strict=False, reason="bf16 step 1.17-1.20x fp32 on the Intel Xeon AMX machine (RESULTS.md)")),
-    "resnet18",
-]
-HAS_AMX = "amx_bf16" in timing.cpu_flags()
+MODELS = ["baseline_cnn", "resnet18"]
+HAS_AMX = xla_options.cpu_has_amx()
 FORCED = os.environ.get("FERJAX_BENCH_BF16", "") not in ("", "0")
 
 

@@ -18,6 +18,10 @@ Also checked, from the same trace:
   the thesis at 32×32×3 lives in ``tests/test_models_table.py``; this pins the figures at the
   training resolution, which that test does not.
 
+The graph gated is the portable one: without XLA's oneDNN custom calls, which ferjax turns on for
+bf16 on CPUs with AMX (:mod:`ferjax.xla_options`), since XLA's cost analysis counts no FLOPs inside
+a custom call; the tests pretend the CPU has no AMX, so every machine compiles the same graph.
+
 FLOPs and bytes depend on the backend, and bytes on the jax/jaxlib release too (XLA's fusion
 decisions); ``costs.json`` records both. Under another backend the cost comparison skips, saying
 so; under another release only the FLOPs are compared (they moved 0.03% from jax 0.12.0.1 to
@@ -42,7 +46,7 @@ import jaxlib
 import pytest
 
 from benchmarks import trainstep
-from ferjax import parallel, run, train
+from ferjax import parallel, run, train, xla_options
 from ferjax.config import get_config
 from ferjax.models import profile
 
@@ -74,6 +78,11 @@ def _avals(tree) -> list[tuple]:
 
 def _committed() -> dict:
     return json.loads(COSTS_FILE.read_text()) if COSTS_FILE.exists() else {}
+
+
+@pytest.fixture(autouse=True)
+def _portable_graph(monkeypatch):
+    monkeypatch.setattr(xla_options, "cpu_has_amx", lambda: False)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -67,14 +66,3 @@ def describe(taken: list[Ratio]) -> str:
                      for r in taken)
 
 
-def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU's feature flags as Linux reports them (empty where there is no /proc/cpuinfo)."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return set()

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ferjax import optim, parallel, run, train
+from ferjax import optim, parallel, run, train, xla_options
 from ferjax.config import get_config
 from ferjax.models.classifier import build_model
 
@@ -35,6 +35,7 @@ def jitted(c, mesh):
         in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),
         out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
         donate_argnums=0,
+        compiler_options=xla_options.compiler_options(c),
     )
     return model, tx, step
 

@@ -29,7 +29,7 @@ from flax import struct
 import ferjax
 from ferjax import config as ferjax_config
 from ferjax import enrollment as enrolled_classes
-from ferjax import files, losses, models, parallel
+from ferjax import files, losses, models, parallel, xla_options
 from ferjax.checkpoint import Checkpoints, Damaged, abstract_like
 from ferjax.data import preprocess, tta
 from ferjax.errors import RunError
@@ -192,7 +192,8 @@ class TrainedModel:
             return out.head.logits.astype(jnp.float32), out.embedding.astype(jnp.float32)
 
         sharded = parallel.data_sharded(self.mesh)
-        self._forward = jax.jit(forward, in_shardings=(parallel.replicated(self.mesh), sharded), out_shardings=sharded)
+        self._forward = jax.jit(forward, in_shardings=(parallel.replicated(self.mesh), sharded), out_shardings=sharded,
+                                compiler_options=xla_options.compiler_options(self.config))
 
     @property
     def base_class_names(self) -> list[str]:

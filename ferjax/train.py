@@ -6,7 +6,8 @@ data order and dropout keys are functions of the step), and a stop with the step
 the loss turns NaN/Inf. ``run.json`` (:mod:`ferjax.run`) is written when a run starts; a rerun
 must have the same config (up to :data:`ferjax.run.HARMLESS_KEYS` and the options of components it
 does not use), and a rerun of a finished run returns its report without evaluating again. Ctrl-C
-stops after the step in progress, with a checkpoint; a full disk stops with the previous one kept.
+or SIGTERM stops after the step in progress, with a checkpoint; a full disk stops with the previous
+one kept.
 Evaluation is :mod:`ferjax.evaluation`.
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from ferjax import checks, evaluation, finetune, optim, parallel, run
+from ferjax import checks, evaluation, finetune, optim, parallel, run, xla_options
 from ferjax.checkpoint import Checkpoints, NoSpace, abstract_like
 from ferjax.config import get_config
 from ferjax.data import DatasetSplits, load_dataset, pipeline
@@ -108,14 +109,14 @@ def make_train_step(model, objective, tx, config, class_weights, frozen_backbone
     return train_step
 
 
-def make_logits_fn(model, mesh) -> Callable:
+def make_logits_fn(model, mesh, config) -> Callable:
     """``(state, local float32 images) -> global logits`` on the host: the evaluator's input."""
 
     def logits(state: TrainState, images):
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         return model.apply(variables, images, train=False).head.logits.astype(jnp.float32)
 
-    jitted = jax.jit(logits, out_shardings=parallel.data_sharded(mesh))
+    jitted = jax.jit(logits, out_shardings=parallel.data_sharded(mesh), compiler_options=xla_options.compiler_options(config))
     return lambda state, images: parallel.gather(jitted(state, parallel.shard_batch(images, mesh)))
 
 
@@ -139,7 +140,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, m
 
     ``mesh``: the 1-D ``"data"`` mesh to train on (default: every device, :func:`ferjax.parallel.make_mesh`).
     A full disk or an unwritable workdir is a one-line :class:`ferjax.errors.FerjaxError` (the previous
-    checkpoint kept); Ctrl-C stops after the step in progress, with a checkpoint
+    checkpoint kept); Ctrl-C or SIGTERM stops after the step in progress, with a checkpoint
     (:class:`ferjax.errors.TrainingInterrupted`).
     """
     workdir = Path(workdir)
@@ -242,11 +243,12 @@ def _train(config, splits, model, objective, tx, class_weights, mesh, state, met
             in_shardings=(parallel.replicated(mesh), parallel.data_sharded(mesh)),
             out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
             donate_argnums=0,
+            compiler_options=xla_options.compiler_options(config),
         )
         for frozen in (False, True)
     ]
     freeze_steps = finetune.frozen_steps(config, steps_per_epoch)
-    logits_fn = make_logits_fn(model, mesh)
+    logits_fn = make_logits_fn(model, mesh, config)
     stop_step = total_steps if config.max_steps <= 0 else min(total_steps, config.max_steps)
     step = start_step
     batches = pipeline.train_batches(splits.train, config, start_step=start_step)
@@ -305,25 +307,32 @@ def _train(config, splits, model, objective, tx, class_weights, mesh, state, met
 
 @contextlib.contextmanager
 def _ctrl_c_stops_after_step() -> Iterator[threading.Event]:
-    """Ctrl-C sets the yielded event: the loop finishes the step in progress (its logs, validation and
-    a checkpoint), so the resumed run equals an uninterrupted one. A second Ctrl-C interrupts at once.
-    Only the main thread receives signals; elsewhere Ctrl-C keeps Python's behaviour."""
+    """Ctrl-C or SIGTERM sets the yielded event: the loop finishes the step in progress (its logs,
+    validation and a checkpoint), so the resumed run equals an uninterrupted one. A second one
+    interrupts at once. SIGTERM is how `kill`, batch schedulers and job runners stop a job, and
+    the only stop a background job gets (a shell starts those with Ctrl-C ignored). Only the main
+    thread receives signals; elsewhere, and for a signal the process ignores, Python's behaviour
+    is kept."""
     requested = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+    if threading.current_thread() is not threading.main_thread():
         yield requested
         return
+    names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+    previous = {sig: signal.getsignal(sig) for sig in names}
+    caught = [sig for sig, handler in previous.items() if handler not in (None, signal.SIG_IGN)]
 
     def handler(signum, frame):
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous[signum])
         requested.set()
-        print("\nCtrl-C: stopping after this step, with a checkpoint (Ctrl-C again to stop at once)", flush=True)
+        print(f"\n{names[signum]}: stopping after this step, with a checkpoint (again to stop at once)", flush=True)
 
-    signal.signal(signal.SIGINT, handler)
+    for sig in caught:
+        signal.signal(sig, handler)
     try:
         yield requested
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig in caught:
+            signal.signal(sig, previous[sig])
 
 
 def _final_report(config, workdir, splits, model, mesh, checkpoints, target, writer) -> dict:
@@ -340,7 +349,7 @@ def _final_report(config, workdir, splits, model, mesh, checkpoints, target, wri
         step, (state, _) = checkpoints.restore_newest(lambda s: checkpoints.restore(s, target))
         why = "no validation split to select on" if splits.validation is None else "no intact best checkpoint"
         selected = f"last (step {step}; {why})"
-    logits_fn = make_logits_fn(model, mesh)
+    logits_fn = make_logits_fn(model, mesh, config)
     report: dict = {
         "dataset": splits.name, "model": config.model, "loss": config.loss, "optimizer": config.optimizer,
         "class_names": list(splits.class_names), "notes": list(splits.notes), "selected_model": selected,

@@ -365,6 +365,17 @@ def test_ctrl_c_and_kill_9_resume_to_the_same_parameters(tmp_path, demo_run):
     assert steps == sorted(set(steps)) and steps[-1] == 60
 
 
+def test_sigterm_stops_after_a_step_with_a_checkpoint(tmp_path):
+    """kill's signal, and the only stop of a background job (its shell ignores Ctrl-C)."""
+    workdir = tmp_path / "run"
+    stopped = _signal_when(workdir, signal.SIGTERM, 0)
+    line = one_error_line(stopped, 130)
+    step = int(re.fullmatch(r"ferjax: error: interrupted at step (\d+) \(checkpoint saved in .*\); "
+                            r"resume with the same command", line).group(1))
+    assert "SIGTERM: stopping after this step" in stopped.stdout
+    assert 0 < step < 60 and str(step) in os.listdir(workdir / "checkpoints" / "latest")
+
+
 def test_rerun_with_another_model_is_one_line(demo_run):
     line = one_error_line(ferjax(*DEMO, "--config.model=resnet18", f"--workdir={demo_run[0]}"), 1)
     assert f"{demo_run[0]} holds a run with another config (model differ" in line

@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from ferjax import parallel
+from ferjax import parallel, xla_options
 from ferjax.analysis import taps
 from ferjax.data import preprocess
 from ferjax.run import TrainedModel
@@ -67,7 +67,8 @@ class GradCAM:
         self.layer = taps.choose(self.layers, layer)
         sharded, replicated = parallel.data_sharded(trained.mesh), parallel.replicated(trained.mesh)
         self._explain = jax.jit(grad_cam(trained.model, self.layer, trained.image_size),
-                                in_shardings=(replicated, sharded, sharded), out_shardings=sharded)
+                                in_shardings=(replicated, sharded, sharded), out_shardings=sharded,
+                                compiler_options=xla_options.compiler_options(trained.config))
 
     def __call__(self, images, classes: Sequence[int] | int | None = None) -> Explanation:
         """Maps of ``classes`` (one per image, one for all, or None: each image's predicted class)."""

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from ferjax import losses, parallel, train
+from ferjax import losses, parallel, train, xla_options
 from ferjax.errors import ConfigError
 from ferjax.run import TrainedModel, TrainState
 
@@ -102,7 +102,8 @@ def loss_landscape(trained: TrainedModel, images: np.ndarray, labels: np.ndarray
 
     replicated, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
     loss_of = jax.jit(jax.vmap(loss_at, in_axes=(0, None, None, None, None, None)),
-                      in_shardings=(sharded, *[replicated] * 5), out_shardings=sharded)
+                      in_shardings=(sharded, *[replicated] * 5), out_shardings=sharded,
+                      compiler_options=xla_options.compiler_options(trained.config))
     directions = jax.device_put(directions, replicated)
     batches = [jax.device_put((np.asarray(images[i * batch_size : (i + 1) * batch_size], np.float32),
                                np.asarray(labels[i * batch_size : (i + 1) * batch_size], np.int32)), replicated)

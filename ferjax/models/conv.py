@@ -12,7 +12,8 @@ matmuls, which XLA's CPU backend runs at matmul speed.
 
 ``impl``: ``"xla"`` (``lax.conv_general_dilated`` everywhere), ``"im2col"`` (every
 convolution), or ``"auto"`` (default) — on the CPU backend im2col for transposed, 1×1 and
-small-map convolutions and XLA's for the rest; XLA everywhere on GPU/TPU (cuDNN / the MXU).
+small-map convolutions and XLA's for the rest (XLA's everywhere where oneDNN compiles them:
+bf16 on AMX, :mod:`ferjax.xla_options`); XLA everywhere on GPU/TPU (cuDNN / the MXU).
 Stride-1 max-pooling follows the same switch.
 """
 
@@ -27,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ferjax import xla_options
 from ferjax.errors import ConfigError
 
 IMPLS = ("auto", "xla", "im2col")
@@ -103,7 +105,11 @@ def _prefers_im2col(lhs, rhs, lhs_dilation) -> bool:
     """``auto`` on CPU: im2col for input-dilated (transposed), 1×1 and small-map convolutions.
 
     XLA's own CPU convolutions win on the larger maps (EmoSynthNet's 48×48 and 24×24 layers).
+    Where the computation compiles with oneDNN (:mod:`ferjax.xla_options`: bf16 on AMX), XLA's
+    convolutions everywhere: oneDNN runs them, faster than im2col's copies + matmul.
     """
+    if xla_options.uses_onednn(lhs.dtype):
+        return False
     dilated = any(d != 1 for d in (lhs_dilation or (1, 1)))
     return dilated or rhs.shape[0] == rhs.shape[1] == 1 or lhs.shape[1] * lhs.shape[2] <= SMALL_MAP
 
