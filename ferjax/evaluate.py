@@ -1,7 +1,7 @@
 """Evaluate trained runs and their ensemble, with and without test-time augmentation (seed 003).
 
     python -m ferjax.evaluate --workdir=RUN [--workdir=RUN2 …] [--split=test|validation]
-        [--tta=none|flip|crops|augment] [--tta_samples=N] [--weights=equal|validation|w1,w2,…]
+        [--tta=none|flip|crops|crops_flip|augment] [--tta_samples=N] [--weights=equal|validation|w1,w2,…]
         [--checkpoint=best|latest|STEP] --out=DIR
 
 Each run is scored on the split of the dataset it was trained on, without TTA and with the
@@ -128,6 +128,7 @@ def markdown(rows: Sequence[Row], protocol: dict) -> str:
 def protocol_text(p: dict) -> str:
     tta_text = {"none": "no TTA", "flip": "TTA = the image and its horizontal mirror (2 views)",
                 "crops": "TTA = 5 crops of the zero-padded image (corners and centre)",
+                "crops_flip": "TTA = 5 crops of the zero-padded image (corners and centre) and their mirrors (10 views)",
                 "augment": f"TTA = {p['tta_samples']} seeded draws of each run's training augmentation"}[p["tta"]]
     weights = ", ".join(f"{w:.3f}" for w in p["weights"])
     return (f"Protocol: {p['dataset']} {p['split']} split ({p['examples']} images, {len(p['class_names'])} classes: "

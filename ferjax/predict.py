@@ -1,7 +1,7 @@
 """Predict expressions on photos and videos with one or more trained runs (SPEC §1, §10).
 
     python -m ferjax.predict --workdir=RUN [--workdir=RUN2 …] INPUT… [--out=DIR] [--no_detect]
-        [--detector=mtcnn|haar] [--boxes=FILE] [--tta=none|flip|crops|augment] [--annotate]
+        [--detector=mtcnn|haar] [--boxes=FILE] [--tta=none|flip|crops|crops_flip|augment] [--annotate]
         [--explain [--explain_layer=MODULE_PATH]] [--every_nth_frame=K]
 
 INPUT: image files, folders (searched recursively), video files, or ``-`` for paths on stdin.
@@ -350,7 +350,7 @@ def define_flags() -> None:
     flags.DEFINE_bool("no_detect", False, "Skip face detection: each image is one face that is already cropped.")
     flags.DEFINE_enum("detector", "mtcnn", ["mtcnn", "haar"], "Face detector.")
     flags.DEFINE_string("boxes", None, "CSV of faces to use instead of detection: path,x0,y0,x1,y1 per row.")
-    flags.DEFINE_string("tta", "none", "Test-time augmentation: none, flip, crops or augment.")
+    flags.DEFINE_string("tta", "none", "Test-time augmentation: none, flip, crops, crops_flip or augment.")
     flags.DEFINE_integer("tta_samples", 8, "Draws of the training augmentation for --tta=augment.")
     flags.DEFINE_bool("annotate", False, "Write copies of the images with boxes and labels to OUT/annotated/.")
     flags.DEFINE_bool("explain", False, "Write each face's Grad-CAM (crop, map, overlay) to OUT/explained/.")

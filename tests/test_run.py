@@ -132,6 +132,11 @@ def test_tta_views():
     assert len(crops) == 5
     np.testing.assert_array_equal(crops[0], plain)  # the centre crop of the padded image
     np.testing.assert_array_equal(crops[1][:, 2:, 2:], plain[:, :-2, :-2])  # top-left corner: pad 2 = ceil(16/8)
+    ten = [v(images, index) for v in tta.views("crops_flip", config)]
+    assert len(ten) == 10
+    for crop, same, mirrored in zip(crops, ten[:5], ten[5:]):
+        np.testing.assert_array_equal(same, crop)
+        np.testing.assert_array_equal(mirrored, crop[:, :, ::-1])  # the mirror of the same crop
     draws = tta.views("augment", config, samples=3, seed=5)
     first = draws[1](images, index)
     assert not np.array_equal(first, plain)

@@ -9,6 +9,8 @@ views of a mode (averaging is the caller's: :mod:`ferjax.evaluation`, :class:`fe
 - ``crops``: 5 crops of the zero-padded image, the four corners and the centre, each the
   input size (the centre crop is the image itself). The padding is ``config.augment.crop_padding``,
   or ⌈S/8⌉ pixels when that is 0 (6 pixels at 48×48).
+- ``crops_flip``: those 5 crops and their mirrors (10 views), the "10-crop" evaluation of
+  Krizhevsky et al. 2012 that FER-2013's VGG-style nets report (Pramerdorfer & Kampel 2016).
 - ``augment``: ``samples`` draws of the run's own training augmentation (``config.augment``),
   seed 003's "the same as the training-time data augmentation". Draw ``k`` of example ``i``
   uses the generator seeded with ``(seed, k, i)``, so a view does not depend on the batch size,
@@ -27,7 +29,7 @@ import numpy as np
 from ferjax.data import augment, preprocess
 from ferjax.errors import ConfigError
 
-MODES = ("none", "flip", "crops", "augment")
+MODES = ("none", "flip", "crops", "crops_flip", "augment")
 
 View = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -38,10 +40,15 @@ def views(mode: str, config: ml_collections.ConfigDict, samples: int = 8, seed: 
         return [_plain]
     if mode == "flip":
         return [_plain, _mirrored]
-    if mode == "crops":
+    if mode in ("crops", "crops_flip"):
         pad = int(config.augment.crop_padding) or math.ceil(config.image_size / 8)
         offsets = [(pad, pad), (0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad)]
-        return [functools.partial(_crop, pad=pad, top=top, left=left) for top, left in offsets]
+        mirrors = (False, True) if mode == "crops_flip" else (False,)
+        return [
+            functools.partial(_crop, pad=pad, top=top, left=left, mirror=mirror)
+            for mirror in mirrors
+            for top, left in offsets
+        ]
     if mode == "augment":
         settings = augment.Settings.from_config(config.augment)
         if settings is None:
@@ -60,10 +67,11 @@ def _mirrored(images: np.ndarray, index: np.ndarray) -> np.ndarray:
     return preprocess.normalize(images[:, :, ::-1])
 
 
-def _crop(images: np.ndarray, index: np.ndarray, *, pad: int, top: int, left: int) -> np.ndarray:
+def _crop(images: np.ndarray, index: np.ndarray, *, pad: int, top: int, left: int, mirror: bool) -> np.ndarray:
     size_h, size_w = images.shape[1:3]
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    return preprocess.normalize(padded[:, top : top + size_h, left : left + size_w])
+    crop = padded[:, top : top + size_h, left : left + size_w]
+    return preprocess.normalize(crop[:, :, ::-1] if mirror else crop)
 
 
 def _augmented(images: np.ndarray, index: np.ndarray, *, settings: augment.Settings, seed: int, draw: int) -> np.ndarray:
