@@ -1,6 +1,7 @@
 """FER-2013 builder (SPEC §3, §9): both layouts, counts on the real copy, bad input, atomicity."""
 
 import csv
+import json
 import logging
 import os
 import shutil
@@ -230,3 +231,20 @@ def test_prepared_copy_is_reused_and_refreshed_when_a_raw_file_changes(tmp_path)
     write_image(base / "train" / "happy" / "Training_30.png", 77)  # same name, new content
     changed = data.load_dataset(config)
     assert changed.notes[0] != first and int(changed.train[6]["image"][0, 0, 0]) == 77
+
+
+def test_the_same_files_copied_again_reuse_the_prepared_copy(tmp_path, caplog):
+    base = make_folders(tmp_path)
+    config = fer_config(tmp_path, tmp_path / "cache")
+    first = data.load_dataset(config).notes[0]
+    index = tmp_path / "cache" / "ferjax_fer2013" / "fingerprints.json"
+    assert len(json.loads(index.read_text())) == 1
+    for path in base.rglob("*.png"):  # a re-synced copy: same bytes, new modification times
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert data.load_dataset(config).notes[0] == first
+    assert len(list((tmp_path / "cache").glob("ferjax_fer2013/*/1.0.0"))) == 1
+    assert len(json.loads(index.read_text())) == 2  # the new listing now maps to the same copy
+    index.write_text("{not json")
+    assert data.load_dataset(config).notes[0] == first
+    assert f"Ignoring the damaged fingerprint index {index}" in caplog.text
+    assert len(json.loads(index.read_text())) == 1  # rewritten

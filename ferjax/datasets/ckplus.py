@@ -98,7 +98,7 @@ def plan_ck48(folder: Path, options) -> tfds_cache.Plan:
         bad.count += listing.count
         return {"pool": _decode(items, bad, size=48)}
 
-    identity = tfds_cache.fingerprint("ck48", options.skip_bad_files, str(folder), files=[p for p, _, _ in items])
+    identity = tfds_cache.identity("ck48", options.skip_bad_files, str(folder), files=[p for p, _, _ in items])
     return tfds_cache.Plan("ck48", identity, (48, 48, 1), class_names(False), generate)
 
 
@@ -127,7 +127,7 @@ def plan_original(folder: Path, options) -> tfds_cache.Plan:
         bad.count += listing.count
         return {"pool": _decode(items, bad, size=size, crop=True)}
 
-    identity = tfds_cache.fingerprint(
+    identity = tfds_cache.identity(
         "original", options.skip_bad_files, options.include_neutral, size, str(folder), files=[p for p, _, _ in items]
     )
     return tfds_cache.Plan("original", identity, (size, size, 1), class_names(options.include_neutral), generate)

@@ -68,7 +68,7 @@ def plan_csv(path: Path, skip: bool) -> tfds_cache.Plan:
         rows = read_csv(path, bad)
         return {split: _emit(examples) for split, examples in rows.items()}
 
-    return tfds_cache.Plan("csv", tfds_cache.fingerprint("csv", skip, files=[path]), _SHAPE, CLASS_NAMES, generate)
+    return tfds_cache.Plan("csv", tfds_cache.identity("csv", skip, files=[path]), _SHAPE, CLASS_NAMES, generate)
 
 
 def _emit(examples: list[tuple[str, np.ndarray, int]]) -> tfds_cache.Examples:
@@ -128,7 +128,7 @@ def plan_folders(folder: Path, skip: bool) -> tfds_cache.Plan:
         return {split: _decode(items, bad) for split, items in files.items()}
 
     flat = [path for items in files.values() for path, _ in items]
-    identity = tfds_cache.fingerprint("folders", skip, str(folder), files=flat)
+    identity = tfds_cache.identity("folders", skip, str(folder), files=flat)
     return tfds_cache.Plan("folders", identity, _SHAPE, CLASS_NAMES, generate)
 
 

@@ -107,7 +107,7 @@ def plan(layout: str, path: Path, skip: bool) -> tfds_cache.Plan:
         return {split: _decode(items, bad) for split, items in files.items()}
 
     flat = [p for items in files.values() for p, _ in items]
-    identity = tfds_cache.fingerprint(layout, skip, str(path), files=[*flat, path] if path.is_file() else flat)
+    identity = tfds_cache.identity(layout, skip, str(path), files=[*flat, path] if path.is_file() else flat)
     return tfds_cache.Plan(layout, identity, _SHAPE, CLASS_NAMES, generate)
 
 
