@@ -20,6 +20,12 @@ runs/fer2013/report.json when the data has PrivateTest):
 
     FERJAX_DATA_DIR=../shared/data python -m ferjax.main --config=configs/fer2013.py --workdir=runs/fer2013
 
+The same model with 10-crop test-time augmentation (5 crops and their mirrors; 69.0% on
+PublicTest against 67.4% without, benchmarks/RESULTS.md "Test-time augmentation"), PrivateTest
+in runs/fer2013_tta/evaluation.md, next to the figure without TTA:
+
+    FERJAX_DATA_DIR=../shared/data python -m ferjax.evaluate --workdir=runs/fer2013 --split=test --tta=crops_flip --out=runs/fer2013_tta
+
 On a CPU with AMX, ``--config.dtype=bfloat16`` runs through oneDNN (ferjax/xla_options.py) at
 0.61× the CPU time (≈ 76 min on the same Xeon). It reached 66.3% on PublicTest (67.9% with flip
 TTA) in one run against this recipe's 67.4%: measured once, not part of the recipe
