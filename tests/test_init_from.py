@@ -161,5 +161,6 @@ def test_the_ckplus_finetune_config_uses_the_fer2013_recipes_model():
     scratch = config.load(ROOT / "configs" / "ckplus.py:3")
     assert fine.model == pretrained.model
     assert fine.models.to_dict() == pretrained.models.to_dict()  # same architecture, or init_from would refuse
+    assert fine.dtype == pretrained.dtype  # fine-tuned in the arithmetic it was pretrained in
     assert (fine.dataset, fine.datasets.ckplus.fold, fine.augment.to_dict()) == ("ckplus", 3, scratch.augment.to_dict())
     assert (fine.init_from, fine.init_head, fine.freeze_backbone_epochs) == ("runs/fer2013", "reinit", 2)
