@@ -64,7 +64,10 @@ def _host(x) -> np.ndarray:
 
 
 def _state_parts(state: Any) -> dict[str, Any]:
-    return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats, "opt_state": state.opt_state}
+    parts = {"step": state.step, "params": state.params, "batch_stats": state.batch_stats, "opt_state": state.opt_state}
+    if getattr(state, "ema_params", None) is not None:  # config.ema_decay > 0
+        parts["ema_params"] = state.ema_params
+    return parts
 
 
 class Checkpoints:
@@ -140,17 +143,17 @@ class Checkpoints:
         _verify(meta, _state_parts(restored.state))
         return restored.state, meta
 
-    def restore_variables(self, step: int, abstract_variables: dict, kind: str) -> dict:
-        """Only ``params`` and ``batch_stats`` (no optimizer state), verified; raises :class:`Damaged`."""
+    def restore_variables(self, step: int, abstract_variables: dict, kind: str, params_from: str = "params") -> dict:
+        """Only ``params`` and ``batch_stats`` (no optimizer state), verified; raises :class:`Damaged`.
+        ``params_from="ema_params"``: the params are the state's average of the weights."""
+        wanted = {params_from if name == "params" else name: tree for name, tree in abstract_variables.items()}
         item = ocp.args.PyTreeRestore(
-            item=abstract_variables,
-            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_variables),
-            partial_restore=True,
+            item=wanted, restore_args=ocp.checkpoint_utils.construct_restore_args(wanted), partial_restore=True
         )
         restored = self._restore(kind, step, ocp.args.Composite(state=item, meta=ocp.args.JsonRestore()))
-        variables = {name: restored.state[name] for name in abstract_variables}
-        _verify(dict(restored.meta), variables)
-        return variables
+        parts = {name: restored.state[name] for name in wanted}
+        _verify(dict(restored.meta), parts)
+        return {"params" if name == params_from else name: tree for name, tree in parts.items()}
 
     def _restore(self, kind: str, step: int, args: ocp.args.Composite):
         try:

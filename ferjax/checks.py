@@ -38,6 +38,9 @@ def check_training_config(config: ml_collections.ConfigDict, mesh: jax.sharding.
     alpha = config.mixup_alpha
     if not alpha >= 0:
         raise ConfigError(f"config.mixup_alpha={alpha!r} must be a number >= 0 (0 turns mixup off)")
+    decay = config.get("ema_decay", 0.0)
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+        raise ConfigError(f"config.ema_decay={decay!r} must be a number in [0, 1) (0 turns the weight average off)")
     if config.get("init_head", "reinit") not in ("reinit", "keep"):
         raise ConfigError(f"config.init_head={config.init_head!r}; valid: reinit, keep")
     freeze = config.get("freeze_backbone_epochs", 0)

@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.aux_loss_weight = 0.3  # weight of a model's auxiliary classifier loss; 0 turns it off
     c.class_weighting = False  # inverse-frequency class weights on the loss (imbalanced sets)
     c.mixup_alpha = 0.0  # >0: mixup (Zhang et al. 2018) with λ ~ Beta(α, α) per batch; 0 turns it off
+    c.ema_decay = 0.0  # >0 (e.g. 0.999): validate, select and ship an EMA of the weights (ferjax.run.ema_update); 0 turns it off
     # Fine-tuning (ferjax.finetune): start from another run's best checkpoint.
     c.init_from = ""  # a run's workdir; "" = train from scratch
     c.init_head = "reinit"  # or "keep" (same class list only); reinitialised whenever the classes differ

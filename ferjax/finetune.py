@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 from flax import traverse_util
@@ -77,7 +78,8 @@ def start_from(config, state: run.TrainState, tx, class_names, mesh) -> tuple[ru
     same_classes = trained_classes == list(class_names)
     keep = config.init_head == "keep"
     merged = {c: _merge(c, getattr(state, c), source.variables[c], keep, config, source.config, where) for c in _COLLECTIONS}
-    new_state = state.replace(params=merged["params"], batch_stats=merged["batch_stats"], opt_state=tx.init(merged["params"]))
+    new_state = state.replace(params=merged["params"], batch_stats=merged["batch_stats"], opt_state=tx.init(merged["params"]),
+                              ema_params=None if state.ema_params is None else jax.tree.map(jnp.copy, merged["params"]))
     origin = {
         "path": str(Path(config.init_from).resolve()),
         "checkpoint": source.checkpoint,

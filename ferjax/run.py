@@ -2,8 +2,9 @@
 
 The trainer writes ``run.json`` when a run starts: the full config, the class names, the
 dataset, the input spec (image size, channels, normalisation) and the ferjax version.
-:func:`load_run` reads it back with a checkpoint's ``params`` and ``batch_stats`` (no dataset,
-no optimizer state, any device count) and returns a :class:`TrainedModel`, which prepares
+:func:`load_run` reads it back with a checkpoint's ``params`` (the average of the weights for a
+run with ``config.ema_decay`` > 0: what it validated) and ``batch_stats`` (no dataset, no
+optimizer state, any device count) and returns a :class:`TrainedModel`, which prepares
 images with the training pipeline's own functions (:func:`ferjax.data.preprocess.prepare`,
 :func:`~ferjax.data.preprocess.normalize`) and runs the jitted model on batches sharded over
 every local device.
@@ -50,6 +51,27 @@ class TrainState:
     params: Any
     batch_stats: Any
     opt_state: Any
+    ema_params: Any = None  # config.ema_decay > 0: the moving average of params (:func:`ema_update`)
+
+
+def ema_update(ema_params, params, step: jax.Array, decay: float):
+    """The exponential moving average of the weights after the update that made ``step`` updates.
+
+    ema ← d·ema + (1 − d)·params with d = min(decay, (1 + t)/(10 + t)), t = step − 1: the
+    warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=t)``, so that a short run's
+    average is not dominated by its random initialisation (d = 0.1 at the first update, 0.5
+    at the eighth, ``decay`` after ≈ 10/(1 − decay) updates). BatchNorm statistics are not
+    averaged: the average is evaluated with the running statistics, as Keras' ``use_ema`` does.
+    """
+    t = (step - 1).astype(jnp.float32)
+    d = jnp.minimum(jnp.float32(decay), (1.0 + t) / (10.0 + t))
+    return optax.incremental_update(params, ema_params, step_size=1.0 - d)
+
+
+def evaluated_variables(state: TrainState) -> dict:
+    """The variables a run validates, selects and ships: the EMA of the weights when it keeps one."""
+    params = state.params if state.ema_params is None else state.ema_params
+    return {"params": params, "batch_stats": state.batch_stats}
 
 
 def init_variables(model: nn.Module, config: ml_collections.ConfigDict, seed: int) -> dict:
@@ -65,6 +87,7 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, config, seed:
         params=variables["params"],
         batch_stats=variables["batch_stats"],
         opt_state=tx.init(variables["params"]),
+        ema_params=jax.tree.map(jnp.copy, variables["params"]) if config.get("ema_decay", 0.0) > 0 else None,  # own buffers: the step donates both
     )
 
 
@@ -294,7 +317,8 @@ def load_run(
     try:
         kind, step = _choose_checkpoint(checkpoints, checkpoint, workdir)
         try:
-            variables = checkpoints.restore_variables(step, abstract, kind)
+            params_from = "ema_params" if config.get("ema_decay", 0.0) > 0 else "params"  # what the run validated
+            variables = checkpoints.restore_variables(step, abstract, kind, params_from)
         except Damaged as damage:
             raise RunError(f"{checkpoints.directory(kind) / str(step)}: damaged checkpoint ({damage})") from None
     finally:

@@ -58,6 +58,8 @@ def make_train_step(model, objective, tx, config, class_weights, frozen_backbone
     ``config.mixup_alpha`` > 0: mixup (Zhang et al. 2018, eq. 1) on the global batch: images
     λ·x + (1−λ)·x[π], loss λ·L(y) + (1−λ)·L(y[π]), one λ ~ Beta(α, α) and one permutation π per
     step, drawn from ``fold_in(key(seed + 2), step)``; accuracy is against the unmixed labels.
+    A state that keeps an average of the weights (``config.ema_decay`` > 0) updates it after the
+    optimizer step (:func:`ferjax.run.ema_update`).
     """
     aux_weight = float(config.aux_loss_weight)
     mixup_alpha = float(config.mixup_alpha)
@@ -103,6 +105,8 @@ def make_train_step(model, objective, tx, config, class_weights, frozen_backbone
         updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
         new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+        if state.ema_params is not None:
+            new_state = new_state.replace(ema_params=run.ema_update(state.ema_params, params, new_state.step, config.ema_decay))
         accuracy = jnp.mean(jnp.argmax(out.head.logits, -1) == labels)
         return new_state, {"loss": loss, "accuracy": accuracy}
 
@@ -110,11 +114,11 @@ def make_train_step(model, objective, tx, config, class_weights, frozen_backbone
 
 
 def make_logits_fn(model, mesh, config) -> Callable:
-    """``(state, local float32 images) -> global logits`` on the host: the evaluator's input."""
+    """``(state, local float32 images) -> global logits`` on the host: the evaluator's input
+    (the average of the weights when the run keeps one: :func:`ferjax.run.evaluated_variables`)."""
 
     def logits(state: TrainState, images):
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
-        return model.apply(variables, images, train=False).head.logits.astype(jnp.float32)
+        return model.apply(run.evaluated_variables(state), images, train=False).head.logits.astype(jnp.float32)
 
     jitted = jax.jit(logits, out_shardings=parallel.data_sharded(mesh), compiler_options=xla_options.compiler_options(config))
     return lambda state, images: parallel.gather(jitted(state, parallel.shard_batch(images, mesh)))
