@@ -95,7 +95,7 @@ def analyze(workdirs: Sequence[str | Path], figures: Sequence[str], out: str | P
     out.mkdir(parents=True, exist_ok=True)
     names = _names(runs)
     summary: dict = {"runs": [str(t.workdir) for t in runs],
-                     "checkpoints": [f"{t.checkpoint} (step {t.step})" for t in runs],
+                     "checkpoints": [t.weights for t in runs],
                      "split": options.split, "seed": options.seed, "figures": {}}
     if {"tsne", "sphere", "angles"} & set(figures):
         _embedding_figures(runs, splits, names, figures, options, out, summary)

@@ -65,7 +65,7 @@ def evaluate_runs(workdirs: Sequence[str | Path], split: str = "test", tta_mode:
     protocol = {
         "dataset": splits.name, "split": split, "examples": int(len(rows[0].scores.labels)),
         "class_names": first.class_names, "runs": [str(m.workdir) for m in members],
-        "checkpoints": [f"{m.checkpoint} (step {m.step})" for m in members], "tta": tta_mode,
+        "checkpoints": [m.weights for m in members], "tta": tta_mode,
         "tta_samples": tta_samples if tta_mode == "augment" else None, "weights_rule": weights,
         "weights": [round(float(w), 6) for w in member_weights], "notes": list(splits.notes),
     }

@@ -105,7 +105,7 @@ def describe(model: run.TrainedModel, fmt: str) -> dict:
         "ferjax_version": ferjax.__version__,
         "jax_version": jax.__version__,  # jax.export reads artifacts of jax versions up to ~6 months older
         "run": str(model.workdir),
-        "checkpoint": f"{model.checkpoint} (step {model.step})",
+        "checkpoint": model.weights,
         "dataset": model.record["dataset"],
         "model": model.config.model,
         "class_names": model.base_class_names,  # the trained classes: enrolled ones are not part of the graph

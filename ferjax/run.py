@@ -231,6 +231,13 @@ class TrainedModel:
     def channels(self) -> int:
         return int(self.config.channels)
 
+    @property
+    def weights(self) -> str:
+        """Which weights these are, for reports: ``"best (step 900)"``, with ``", average of the
+        weights (ema_decay=0.999)"`` inside the brackets for a run that kept one."""
+        decay = self.config.get("ema_decay", 0.0)
+        return f"{self.checkpoint} (step {self.step}" + (f", average of the weights (ema_decay={decay:g}))" if decay > 0 else ")")
+
     def prepare(self, images) -> np.ndarray:
         """Raw images → the model's uint8 ``(N, S, S, C)`` (not yet normalised)."""
         if isinstance(images, np.ndarray) and images.ndim in (3, 4):

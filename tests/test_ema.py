@@ -59,6 +59,7 @@ def test_a_run_validates_selects_and_ships_the_average(tmp_path):
     step, state = _best_state(tmp_path, config)
     assert differs(state.ema_params, state.params), "the average is not the last weights"
     loaded = run.load_run(tmp_path, "best")
+    assert loaded.weights == f"best (step {step}, average of the weights (ema_decay=0.9))"  # what reports say
     jax.tree.map(np.testing.assert_array_equal, loaded.variables["params"], jax.device_get(state.ema_params))
     # the final report evaluates what the loader loads: the validation figure it logged again
     validated = {e["step"]: e["accuracy"] for e in events(tmp_path) if e["split"] == "validation"}
