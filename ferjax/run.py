@@ -60,12 +60,18 @@ def ema_update(ema_params, params, step: jax.Array, decay: float):
     ema ← d·ema + (1 − d)·params with d = min(decay, (1 + t)/(10 + t)), t = step − 1: the
     warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=t)``, so that a short run's
     average is not dominated by its random initialisation (d = 0.1 at the first update, 0.5
-    at the eighth, ``decay`` after ≈ 10/(1 − decay) updates). BatchNorm statistics are not
+    at the ninth, ``decay`` after ≈ 9/(1 − decay) updates). BatchNorm statistics are not
     averaged: the average is evaluated with the running statistics, as Keras' ``use_ema`` does.
     """
     t = (step - 1).astype(jnp.float32)
     d = jnp.minimum(jnp.float32(decay), (1.0 + t) / (10.0 + t))
     return optax.incremental_update(params, ema_params, step_size=1.0 - d)
+
+
+def keeps_average(config) -> bool:
+    """Whether a run with ``config`` keeps an average of its weights (``config.ema_decay`` > 0;
+    an older run.json without the key: no)."""
+    return config.get("ema_decay", 0.0) > 0
 
 
 def evaluated_variables(state: TrainState) -> dict:
@@ -87,7 +93,7 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, config, seed:
         params=variables["params"],
         batch_stats=variables["batch_stats"],
         opt_state=tx.init(variables["params"]),
-        ema_params=jax.tree.map(jnp.copy, variables["params"]) if config.get("ema_decay", 0.0) > 0 else None,  # own buffers: the step donates both
+        ema_params=jax.tree.map(jnp.copy, variables["params"]) if keeps_average(config) else None,  # own buffers: the step donates both
     )
 
 
@@ -235,8 +241,8 @@ class TrainedModel:
     def weights(self) -> str:
         """Which weights these are, for reports: ``"best (step 900)"``, with ``", average of the
         weights (ema_decay=0.999)"`` inside the brackets for a run that kept one."""
-        decay = self.config.get("ema_decay", 0.0)
-        return f"{self.checkpoint} (step {self.step}" + (f", average of the weights (ema_decay={decay:g}))" if decay > 0 else ")")
+        average = f", average of the weights (ema_decay={self.config.ema_decay:g})" if keeps_average(self.config) else ""
+        return f"{self.checkpoint} (step {self.step}{average})"
 
     def prepare(self, images) -> np.ndarray:
         """Raw images → the model's uint8 ``(N, S, S, C)`` (not yet normalised)."""
@@ -324,7 +330,7 @@ def load_run(
     try:
         kind, step = _choose_checkpoint(checkpoints, checkpoint, workdir)
         try:
-            params_from = "ema_params" if config.get("ema_decay", 0.0) > 0 else "params"  # what the run validated
+            params_from = "ema_params" if keeps_average(config) else "params"  # what the run validated
             variables = checkpoints.restore_variables(step, abstract, kind, params_from)
         except Damaged as damage:
             raise RunError(f"{checkpoints.directory(kind) / str(step)}: damaged checkpoint ({damage})") from None
