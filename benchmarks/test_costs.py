@@ -19,8 +19,8 @@ Also checked, from the same trace:
   training resolution, which that test does not.
 
 The graph gated is the portable one: without XLA's oneDNN custom calls, which ferjax turns on for
-bf16 on CPUs with AMX (:mod:`ferjax.xla_options`), since XLA's cost analysis counts no FLOPs inside
-a custom call; the tests pretend the CPU has no AMX, so every machine compiles the same graph.
+bf16 on CPUs with bf16 units (:mod:`ferjax.xla_options`), since XLA's cost analysis counts no FLOPs
+inside a custom call; the tests pretend the CPU has none, so every machine compiles the same graph.
 
 FLOPs and bytes depend on the backend, and bytes on the jax/jaxlib release too (XLA's fusion
 decisions); ``costs.json`` records both. Under another backend the cost comparison skips, saying
@@ -82,7 +82,7 @@ def _committed() -> dict:
 
 @pytest.fixture(autouse=True)
 def _portable_graph(monkeypatch):
-    monkeypatch.setattr(xla_options, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(xla_options, "cpu_has_bf16_units", lambda: False)
 
 
 @pytest.fixture(scope="module")

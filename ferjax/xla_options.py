@@ -1,12 +1,14 @@
-"""XLA compiler options for the jits that run a model: oneDNN for bfloat16 on AMX CPUs.
+"""XLA compiler options for the jits that run a model: oneDNN for bfloat16 on CPUs with bf16 units.
 
-On a CPU with AMX tiles (``amx_bf16`` among its flags), a model in ``config.dtype="bfloat16"``
-compiles with XLA's oneDNN custom calls (``xla_cpu_experimental_onednn_custom_call``), whose
-bf16 convolutions and matmuls run on the tiles, and ``conv.py``'s ``auto`` routing then keeps
-XLA's own convolutions (oneDNN takes them; the im2col path would only add copies). Measured on
-a 2-core Xeon (benchmarks/RESULTS.md, "oneDNN for bfloat16 on AMX"): the FER-2013 recipe's
-train step 1.5× faster than in float32. Everywhere else (float32, GPU/TPU, CPUs without AMX)
-there are no extra options. The options are per jit (``jax.jit(..., compiler_options=…)``), so
+On a CPU with bf16 instructions — AMX tiles (``amx_bf16`` among its flags, Intel Sapphire Rapids
+and later) or AVX-512 BF16 dot products (``avx512_bf16``: AMD Zen 4 and later, Intel Cooper
+Lake) — a model in ``config.dtype="bfloat16"`` compiles with XLA's oneDNN custom calls
+(``xla_cpu_experimental_onednn_custom_call``), whose bf16 convolutions and matmuls run on those
+units, and ``conv.py``'s ``auto`` routing then keeps XLA's own convolutions (oneDNN takes them;
+the im2col path would only add copies). Measured (benchmarks/RESULTS.md, "oneDNN for bfloat16 on
+AMX" and "… on AVX-512 BF16"): the FER-2013 recipe's train step 1.5× faster than in float32 on a
+2-core Xeon with AMX, 1.55× on a 2-core AMD EPYC with ``avx512_bf16``. Everywhere else (float32,
+GPU/TPU, CPUs with neither) there are no extra options. The options are per jit (``jax.jit(..., compiler_options=…)``), so
 they never leak into other computations of the process.
 """
 
@@ -34,14 +36,18 @@ def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of bf16 units oneDNN runs on
+
+
 @functools.cache
-def cpu_has_amx() -> bool:
-    return "amx_bf16" in cpu_flags()
+def cpu_has_bf16_units(path: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU has AMX tiles or AVX-512 BF16 instructions (:data:`BF16_FLAGS`)."""
+    return not cpu_flags(path).isdisjoint(BF16_FLAGS)
 
 
 def uses_onednn(dtype) -> bool:
-    """Whether computations in ``dtype`` compile with oneDNN here: bf16 on a CPU backend with AMX."""
-    return jnp.dtype(dtype) == jnp.bfloat16 and jax.default_backend() == "cpu" and cpu_has_amx()
+    """Whether computations in ``dtype`` compile with oneDNN here: bf16 on a CPU backend with bf16 units."""
+    return jnp.dtype(dtype) == jnp.bfloat16 and jax.default_backend() == "cpu" and cpu_has_bf16_units()
 
 
 def compiler_options(config) -> dict[str, bool]:

@@ -13,7 +13,7 @@ matmuls, which XLA's CPU backend runs at matmul speed.
 ``impl``: ``"xla"`` (``lax.conv_general_dilated`` everywhere), ``"im2col"`` (every
 convolution), or ``"auto"`` (default) — on the CPU backend im2col for transposed, 1×1 and
 small-map convolutions and XLA's for the rest (XLA's everywhere where oneDNN compiles them:
-bf16 on AMX, :mod:`ferjax.xla_options`); XLA everywhere on GPU/TPU (cuDNN / the MXU).
+bf16 on CPUs with bf16 units, :mod:`ferjax.xla_options`); XLA everywhere on GPU/TPU (cuDNN / the MXU).
 Stride-1 max-pooling follows the same switch.
 """
 
@@ -105,7 +105,7 @@ def _prefers_im2col(lhs, rhs, lhs_dilation) -> bool:
     """``auto`` on CPU: im2col for input-dilated (transposed), 1×1 and small-map convolutions.
 
     XLA's own CPU convolutions win on the larger maps (EmoSynthNet's 48×48 and 24×24 layers).
-    Where the computation compiles with oneDNN (:mod:`ferjax.xla_options`: bf16 on AMX), XLA's
+    Where the computation compiles with oneDNN (:mod:`ferjax.xla_options`: bf16 on bf16 units), XLA's
     convolutions everywhere: oneDNN runs them, faster than im2col's copies + matmul.
     """
     if xla_options.uses_onednn(lhs.dtype):
