@@ -111,17 +111,29 @@ def _weights(rule: str, members, splits, tta_mode: str, samples: int) -> np.ndar
 # ---------------------------------------------------------------------------- reports
 
 
-def _label(row: Row) -> str:
-    return row.name if row.name == "ensemble" else Path(row.name).name or row.name
+def short_names(paths: Sequence[str]) -> dict[str, str]:
+    """Each path's shortest trailing part that no other path shares: ``fold0`` alone, but
+    ``seed0/fold0`` and ``seed1/fold0`` for two seeds' runs (rows and file names stay distinct)."""
+    parts = {p: Path(p).parts or (p,) for p in dict.fromkeys(paths)}
+    for k in range(1, max((len(v) for v in parts.values()), default=0) + 1):
+        names = {p: "/".join(v[-k:]) for p, v in parts.items()}
+        if len(set(names.values())) == len(names):
+            return names
+    return {p: p for p in parts}
+
+
+def _labels(rows: Sequence[Row]) -> dict[str, str]:
+    """Each row's name in tables and file names: the ensemble, or its run's short name."""
+    return short_names([r.name for r in rows if r.name != "ensemble"]) | {"ensemble": "ensemble"}
 
 
 def markdown(rows: Sequence[Row], protocol: dict) -> str:
-    names = protocol["class_names"]
+    names, labels = protocol["class_names"], _labels(rows)
     head = "| model | TTA | accuracy % | macro F1 | " + " | ".join(f"{n} recall %" for n in names) + " |"
     lines = [head, "|" + "---|" * (4 + len(names))]
     for r in rows:
         recalls = " | ".join(f"{100 * r.metrics['per_class_recall'][n]:.1f}" for n in names)
-        lines.append(f"| {_label(r)} | {r.tta} | {100 * r.metrics['accuracy']:.2f} | {r.metrics['macro_f1']:.4f} | {recalls} |")
+        lines.append(f"| {labels[r.name]} | {r.tta} | {100 * r.metrics['accuracy']:.2f} | {r.metrics['macro_f1']:.4f} | {recalls} |")
     return "\n".join(lines) + "\n\n" + protocol_text(protocol) + "\n"
 
 
@@ -151,9 +163,10 @@ def _selection_note(p: dict) -> str:
 
 
 def write_outputs(out: Path, rows: Sequence[Row], protocol: dict, prefix: str = "") -> None:
+    labels = _labels(rows)
     for r in rows:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{prefix}{_label(r)}_{r.tta}")
-        title = f"{_label(r)} ({r.tta}): {protocol['split']} accuracy {r.metrics['accuracy']:.2%}"
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{prefix}{labels[r.name]}_{r.tta}")
+        title = f"{labels[r.name]} ({r.tta}): {protocol['split']} accuracy {r.metrics['accuracy']:.2%}"
         evaluation.write_split_outputs(r.metrics, r.scores, protocol["class_names"], out / f"confusion_{slug}.png", title)
 
 
@@ -199,7 +212,9 @@ def _crossval(out: Path, workdirs: list[Path], folds: list[str], kwargs: dict) -
         per_fold[fold] = {"protocol": protocol, "rows": _rows_json(rows)}
         parts.append(f"### {fold}\n\n{markdown(rows, protocol)}")
     summary = ["| model | TTA | accuracy % mean ± std (min) | macro F1 mean ± std |", "|---|---|---|---|"]
-    keys = [(Path(r["model"]).parent.name if r["model"] != "ensemble" else "ensemble", r["tta"]) for r in per_fold[folds[0]]["rows"]]
+    first = per_fold[folds[0]]["rows"]
+    runs = short_names([str(Path(r["model"]).parent) for r in first if r["model"] != "ensemble"])
+    keys = [(runs[str(Path(r["model"]).parent)] if r["model"] != "ensemble" else "ensemble", r["tta"]) for r in first]
     for i, (name, mode) in enumerate(keys):
         acc = [per_fold[f]["rows"][i]["accuracy"] * 100 for f in folds]
         f1 = [per_fold[f]["rows"][i]["macro_f1"] for f in folds]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferjax import crossval
+from ferjax import crossval, evaluate
 from ferjax.errors import ConfigError, RunError
 from tests.test_train import toy_config
 
@@ -89,3 +89,21 @@ def test_seeds_each_run_every_fold_and_are_pooled_in_the_summary(tmp_path):
     assert summary["test"]["std"] == pytest.approx(np.std(tests, ddof=1))
     text = (tmp_path / "cv" / "summary.md").read_text()
     assert text.startswith("| seed | fold | validation acc % |") and "over 2 runs (2 seeds × 1 folds)" in text
+
+    # Both seeds' cross-validations evaluated as an ensemble: each run keeps its own row and figure.
+    out = tmp_path / "eval"
+    out.mkdir()
+    kwargs = dict(split="test", tta_mode="none", tta_samples=1, weights="equal", checkpoint="best")
+    text = evaluate._crossval(out, [tmp_path / "cv" / "seed0", tmp_path / "cv" / "seed5"], ["fold1"], kwargs)
+    assert "| seed0 | none |" in text and "| seed5 | none |" in text and "| ensemble | none |" in text
+    assert "| seed0/fold1 | none |" in text and "| seed5/fold1 | none |" in text
+    figures = sorted(p.name for p in out.glob("confusion_*.png"))
+    assert figures == ["confusion_fold1_ensemble_none.png", "confusion_fold1_seed0_fold1_none.png",
+                       "confusion_fold1_seed5_fold1_none.png"]
+
+
+def test_short_names_are_the_shortest_distinct_endings():
+    assert evaluate.short_names(["runs/a/fold0"]) == {"runs/a/fold0": "fold0"}
+    assert evaluate.short_names(["r/seed0/fold0", "r/seed1/fold0", "r/seed0/fold0"]) == {
+        "r/seed0/fold0": "seed0/fold0", "r/seed1/fold0": "seed1/fold0"}
+    assert evaluate.short_names(["x/run", "y/run", "z"]) == {"x/run": "x/run", "y/run": "y/run", "z": "z"}
