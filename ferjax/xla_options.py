@@ -7,9 +7,9 @@ Lake) — a model in ``config.dtype="bfloat16"`` compiles with XLA's oneDNN cust
 units, and ``conv.py``'s ``auto`` routing then keeps XLA's own convolutions (oneDNN takes them;
 the im2col path would only add copies). Measured (benchmarks/RESULTS.md, "oneDNN for bfloat16 on
 AMX" and "… on AVX-512 BF16"): the FER-2013 recipe's train step 1.5× faster than in float32 on a
-2-core Xeon with AMX, 1.55× on a 2-core AMD EPYC with ``avx512_bf16``. Everywhere else (float32,
-GPU/TPU, CPUs with neither) there are no extra options. The options are per jit (``jax.jit(..., compiler_options=…)``), so
-they never leak into other computations of the process.
+2-core Xeon with AMX, 1.55× on a 2-core AMD EPYC with ``avx512_bf16``. Everywhere else
+(float32, GPU/TPU, CPUs with neither) there are no extra options. The options are per jit
+(``jax.jit(..., compiler_options=…)``), so they never leak into other computations of the process.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ import jax.numpy as jnp
 ONEDNN = "xla_cpu_experimental_onednn_custom_call"
 
 
-def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags(path: Path = CPUINFO) -> set[str]:
     """The CPU's feature flags as Linux reports them (empty where there is no /proc/cpuinfo)."""
     try:
         text = path.read_text()
@@ -40,7 +43,7 @@ BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of bf16 units on
 
 
 @functools.cache
-def cpu_has_bf16_units(path: Path = Path("/proc/cpuinfo")) -> bool:
+def cpu_has_bf16_units(path: Path = CPUINFO) -> bool:
     """Whether the CPU has AMX tiles or AVX-512 BF16 instructions (:data:`BF16_FLAGS`)."""
     return not cpu_flags(path).isdisjoint(BF16_FLAGS)
 
