@@ -9,6 +9,7 @@ from jax import lax
 
 from ferjax.errors import ConfigError
 from ferjax.models import conv
+from ferjax.models.baseline_cnn import BaselineCNN
 from ferjax.models.emosynthnet import EmoSynthNet
 
 DN = ("NHWC", "HWIO", "NHWC")
@@ -71,6 +72,54 @@ def test_max_pool_same_matches_reduce_window(size):
     want = nn.max_pool(x, (3, 3), (1, 1), padding="SAME")
     np.testing.assert_array_equal(conv.max_pool_same(x, 3, "im2col"), want)
     np.testing.assert_array_equal(conv.max_pool_same(x, 3, "xla"), want)
+
+
+@pytest.mark.parametrize("size, window", [((6, 6), 2), ((7, 5), 2), ((6, 9), 3)])
+def test_max_pool_matches_reduce_window_values_and_gradients(size, window):
+    x = _random((2, *size, 3), 4)
+    weights = _random((2, size[0] // window, size[1] // window, 3), 5)
+
+    def weighted(impl):
+        return lambda x: jnp.sum(conv.max_pool(x, window, impl) * weights)
+
+    want = nn.max_pool(x, (window, window), (window, window))
+    np.testing.assert_array_equal(conv.max_pool(x, window, "im2col"), want)
+    np.testing.assert_array_equal(conv.max_pool(x, window, "xla"), want)
+    np.testing.assert_array_equal(jax.grad(weighted("im2col"))(x), jax.grad(weighted("xla"))(x))
+
+
+def test_max_pool_shares_a_tied_windows_gradient():
+    x = jnp.zeros((1, 2, 2, 1))  # one window, four equal values
+    shared, given = (jax.grad(lambda x: jnp.sum(conv.max_pool(x, 2, impl)))(x) for impl in ("im2col", "xla"))
+    assert float(jnp.sum(shared)) == float(jnp.sum(given)) == 1.0
+    assert int(jnp.sum(shared > 0)) == 4 and int(jnp.sum(given > 0)) == 1  # halved at each pairwise tie / all to one
+
+
+def test_baseline_cnn_gradient_is_the_same_over_tied_padding():
+    """A cropped image's zero border makes windows of equal activations (ties): the pooled
+    gradient is split differently there, but the tied positions see the same input patch, so the
+    parameters' gradient is the same as with XLA's pooling."""
+    model = BaselineCNN(conv_features=(4, 8), dense_features=(8,), dropout_rates=(0.0,))
+    x = jnp.pad(_random((2, 8, 8, 1), 7), ((0, 0), (4, 4), (4, 4), (0, 0)))  # 16×16, 4 px of zeros
+
+    def grads(impl):
+        with conv.forced(impl):
+            variables = model.init(jax.random.key(0), x)
+            loss = lambda p: jnp.sum(model.apply({**variables, "params": p}, x, train=True, mutable=["batch_stats"])[0] ** 2)
+            return jax.grad(loss)(variables["params"])
+
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads("im2col"), grads("xla"))
+
+
+@pytest.mark.parametrize("impl, scatters", [("auto", False), ("xla", True)])
+def test_baseline_cnn_gradient_has_no_select_and_scatter_on_cpu(impl, scatters):
+    model = BaselineCNN(conv_features=(4, 8), dense_features=(8,), dropout_rates=(0.0,))
+    x = _random((2, 12, 12, 1), 6)
+    with conv.forced(impl):
+        variables = model.init(jax.random.key(0), x)
+        loss = lambda p: jnp.sum(model.apply({**variables, "params": p}, x, train=True, mutable=["batch_stats"])[0])
+        hlo = jax.jit(jax.grad(loss)).lower(variables["params"]).as_text()
+    assert ("select_and_scatter" in hlo) == scatters
 
 
 def test_auto_routes_only_transposed_1x1_and_small_maps_to_im2col_on_cpu():

@@ -43,7 +43,7 @@ class BaselineCNN(nn.Module):
                 x = conv.Conv(features, (3, 3), padding="SAME", dtype=self.dtype)(x)
                 x = nn.leaky_relu(x, 0.01)
                 x = bn()(x)
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = conv.max_pool(x, 2)
         x = x.reshape((x.shape[0], -1))
         for features, rate in zip(self.dense_features, self.dropout_rates, strict=True):
             x = nn.Dense(features, dtype=self.dtype)(x)

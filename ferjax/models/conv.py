@@ -1,10 +1,10 @@
-"""Convolutions and stride-1 max-pooling as slices + one matmul, for XLA's CPU backend (SPEC §6).
+"""Convolutions as slices + one matmul and max-pooling as slices, for XLA's CPU backend (SPEC §6).
 
 XLA's CPU convolutions are fast for large maps but very slow for the shapes EmoSynthNet's
 train step is made of: input-dilated convolutions (every transposed convolution: a 4×4
 stride-2 transpose on a 3×3×512 map took 10 s forward+backward at batch 64, against 0.2 s as
-slices + matmul), 1×1 convolutions and small maps; and the backward pass of a stride-1
-``reduce_window`` max-pool (``select_and_scatter``) is slow on many channels. The im2col
+slices + matmul), 1×1 convolutions and small maps; and the backward pass of a
+``reduce_window`` max-pool (``select_and_scatter``) is slow. The im2col
 path below computes exactly the same function: pad (interior padding for input dilation),
 take the kh·kw shifted, strided slices, concatenate them on the channel axis and do one
 matmul with the kernel reshaped to (kh·kw·C_in, C_out). Its gradient is slices, pads and
@@ -14,7 +14,7 @@ matmuls, which XLA's CPU backend runs at matmul speed.
 convolution), or ``"auto"`` (default) — on the CPU backend im2col for transposed, 1×1 and
 small-map convolutions and XLA's for the rest (XLA's everywhere where oneDNN compiles them:
 bf16 on CPUs with bf16 units, :mod:`ferjax.xla_options`); XLA everywhere on GPU/TPU (cuDNN / the MXU).
-Stride-1 max-pooling follows the same switch.
+Max-pooling follows the same switch (stride 1 ``SAME``, and non-overlapping windows).
 """
 
 from __future__ import annotations
@@ -163,6 +163,32 @@ def ConvTranspose(features: int, kernel_size: Sequence[int], strides: Sequence[i
     )
 
 
+def _max_of_slices(x: jax.Array, window: int, stride: int, rows: int, cols: int) -> jax.Array:
+    """Max-pooling as the elementwise maximum of the window's ``window``² shifted, strided slices of
+    ``x``: ``rows``×``cols`` outputs. Its gradient is slices and selects (``lax.max``'s rule: a tie
+    between two values gives each half), where ``reduce_window``'s is a ``select_and_scatter``."""
+    shifted = [
+        x[:, i : i + (rows - 1) * stride + 1 : stride, j : j + (cols - 1) * stride + 1 : stride]
+        for i in range(window) for j in range(window)
+    ]
+    return functools.reduce(jnp.maximum, shifted)
+
+
+def max_pool(x: jax.Array, window: int, impl: str = "auto") -> jax.Array:
+    """Non-overlapping max-pooling: ``window``×``window`` windows, stride ``window``, ``VALID``
+    (``nn.max_pool(x, (window, window), (window, window))``) on (B, H, W, C).
+
+    With im2col: :func:`_max_of_slices`, the same values. XLA's ``select_and_scatter`` gradient took
+    a third of the CK+ recipe's train step on a 2-core EPYC (benchmarks/RESULTS.md "Max-pooling as
+    slices"). Only at a tie (a window of equal values, e.g. over the zero padding of a random crop)
+    do the gradients differ: shared between the tied elements instead of given to one of them,
+    another valid subgradient.
+    """
+    if resolve(impl) == "xla":
+        return nn.max_pool(x, (window, window), (window, window))
+    return _max_of_slices(x, window, window, x.shape[1] // window, x.shape[2] // window)
+
+
 def max_pool_same(x: jax.Array, window: int, impl: str = "auto") -> jax.Array:
     """Stride-1 ``SAME`` max-pooling (Keras ``MaxPooling2D(window, 1, 'same')``) on (B, H, W, C).
 
@@ -172,6 +198,4 @@ def max_pool_same(x: jax.Array, window: int, impl: str = "auto") -> jax.Array:
         return nn.max_pool(x, (window, window), (1, 1), padding="SAME")
     (top, bottom), (left, right) = _pads("SAME", x.shape[1:3], (window, window), (1, 1))
     padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-jnp.inf)
-    h, w = x.shape[1:3]
-    shifted = [padded[:, i : i + h, j : j + w] for i in range(window) for j in range(window)]
-    return functools.reduce(jnp.maximum, shifted)
+    return _max_of_slices(padded, window, 1, *x.shape[1:3])

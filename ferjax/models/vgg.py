@@ -32,7 +32,7 @@ class VGG(nn.Module):
         for i, depth in enumerate(self.stage_depths):
             for _ in range(depth):
                 x = nn.relu(conv.Conv(self.width * 2 ** min(i, 3), (3, 3), dtype=self.dtype)(x))
-            x = nn.max_pool(x, (2, 2), (2, 2))
+            x = conv.max_pool(x, 2)
         x = x.reshape((x.shape[0], -1))
         for _ in range(2):
             x = nn.relu(nn.Dense(self.fc_features, dtype=self.dtype)(x))
