@@ -6,8 +6,8 @@ The trainer's own step (``benchmarks/trainstep.py``): ``configs/ckplus.py``'s ba
 32/64/128, each followed by 2×2 max-pooling; dense 256/128/128/64), 48×48×1, batch 32, float32.
 Both steps run in interleaved rounds in one process (median of the per-round ratios auto / xla,
 measured again once if it is over the limit; ``benchmarks/timing.py``). The limit, 0.85, sits
-between the routing before the reshape pooling (0.98: the convolutions alone, RESULTS.md "CPU
-convolution routing") and what it measures now (benchmarks/RESULTS.md "Max-pooling as a reshape").
+between what it measures (0.76 on a 2-core AMD EPYC, 2026-12-08) and what it measured with XLA's
+pooling put back in a scratch copy (1.12, same machine): benchmarks/RESULTS.md "Max-pooling as slices".
 
     pytest benchmarks/test_pool_bench.py -s
 """
