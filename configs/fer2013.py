@@ -20,6 +20,10 @@ BF16"). On a CPU with neither ``amx_bf16`` nor ``avx512_bf16``, bf16 convolution
 float32 ones: there, use ``--config.dtype=float32`` (1.56× the multiply-adds of the float32 recipe
 below; not run in float32). The previous recipe, conv 32/64/128/256
 and dense 256 in float32, reached 67.4% (69.0% with 10-crop TTA) in 117 min on the same machine.
+These budgets predate max-pooling as slices on CPU (2026-12-08), which made this train step
+0.76–0.79× as long on a 2-core AMD EPYC (RESULTS.md "Max-pooling as slices"); the whole run has
+not been re-timed since, and its accuracy is expected, not re-measured, to stay the same (the
+gradient differs from before only in float rounding).
 
 The exact command (PrivateTest accuracy is printed at the end and written to
 runs/fer2013/report.json when the data has PrivateTest):

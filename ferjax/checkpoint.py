@@ -32,6 +32,10 @@ from ferjax.errors import CheckpointError
 
 KINDS = ("latest", "best")
 SPACE_MARGIN = 1 << 20  # bytes kept free beyond the state's size: checkpoint metadata, logs
+# How long a save may stay in flight before orbax gives up on it (orbax's default: 1200 s). The
+# clock is the wall's, so a stopped process (SIGSTOP from ../shared/tools/cpu-slot while a foreground
+# job runs, a suspended laptop) used to fail its pending save after 20 minutes, ending the run.
+ASYNC_TIMEOUT_S = 7 * 24 * 3600
 _PARTIAL = "*.orbax-checkpoint-tmp*"  # orbax's name for a step (or item) still being written
 
 
@@ -88,6 +92,7 @@ class Checkpoints:
                 cleanup_tmp_directories=not read_only,  # read_only option only logs warnings here)
                 best_fn=(lambda m: m["validation_accuracy"]) if best else None,
                 best_mode="max",
+                async_options=ocp.AsyncOptions(timeout_secs=ASYNC_TIMEOUT_S),
             )
             self._managers[kind] = ocp.CheckpointManager(self.root / kind, options=options, item_names=("state", "meta"))
 

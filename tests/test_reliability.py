@@ -420,3 +420,12 @@ def test_read_only_workdir_is_one_line(tmp_path):
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600,
     )
     assert f"--workdir {workdir} is not writable" in one_error_line(result, 1)
+
+
+def test_a_save_in_flight_outlives_a_long_pause(tmp_path):
+    """cpu-slot stops background runs (SIGSTOP) while a foreground job runs, and orbax times a
+    pending save on the wall clock (1200 s by default): a CK+ run stopped for a 23-minute CI run
+    failed its save and ended. Every checkpoint manager now waits up to a week."""
+    ckpt = checkpoint.Checkpoints(tmp_path)
+    for kind in checkpoint.KINDS:
+        assert ckpt._managers[kind]._options.async_options.timeout_secs >= 24 * 3600, kind
