@@ -11,8 +11,10 @@ and 5).
 
 All 10 folds — expected test accuracy 90.7 ± 5.5% (mean ± sample std over 10 folds × seeds 0
 and 1, min 78.1%; per seed 89.8% and 91.6%; measured 2026-12-07), budget 40–44 min on 2 CPU
-cores (2-core AMD EPYC, 230–270 s per fold; CPU time 71–78 min user + sys);
-details in benchmarks/RESULTS.md "CK+ recipe":
+cores (2-core AMD EPYC, 230–270 s per fold; CPU time 71–78 min user + sys), measured before
+max-pooling became slices on CPU (2026-12-08), which made a fold ≈ 1.3× faster on another, ≈ 2×
+slower 2-core EPYC (332–364 s per fold there, ≈ 480 s before; folds 0–4, seed 0: test 87.7%, each
+fold within the recorded runs' range); details in benchmarks/RESULTS.md "CK+ recipe":
 
     FERJAX_DATA_DIR=../shared/data python -m ferjax.crossval --config=configs/ckplus.py --workdir=runs/ckplus_cv
 
