@@ -14,22 +14,22 @@ pooling put back in a scratch copy (1.12, same machine): benchmarks/RESULTS.md "
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import pytest
 
 from benchmarks import timing, trainstep
-from ferjax import parallel
+from ferjax import config, parallel
 from ferjax.models import conv
 
-BATCH = 32
+CKPLUS_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ckplus.py"
 ROUNDS = 5
 LIMIT = 0.85
 
 
 def _ckplus_step(impl: str) -> trainstep.Stepper:
-    c = trainstep.config("baseline_cnn", BATCH)
-    c.models.baseline_cnn.conv_features = (32, 64, 128)
-    c.models.baseline_cnn.dense_features = (256, 128, 128, 64)
+    c = config.load(CKPLUS_CONFIG)
     with conv.forced(impl):  # decides the pooling and convolutions while the step is traced
         stepper = trainstep.Stepper(c, parallel.make_mesh())
         stepper.call()
@@ -41,6 +41,6 @@ def test_ckplus_step_faster_with_reshape_pooling_on_cpu():
         pytest.skip(f"a CPU gate; the default backend is {jax.default_backend()}")
     auto, xla = _ckplus_step("auto"), _ckplus_step("xla")
     result, taken = timing.gated(lambda: timing.interleaved_ratio(auto.call, xla.call, ROUNDS, min_seconds=0.5), LIMIT)
-    print(f"\nCK+ recipe train step 48x48x1 batch {BATCH}: auto {result.best_a * 1e3:.1f} ms, XLA pooling and "
+    print(f"\nCK+ recipe train step (configs/ckplus.py): auto {result.best_a * 1e3:.1f} ms, XLA pooling and "
           f"convolutions {result.best_b * 1e3:.1f} ms, median ratio auto/xla {result.median:.2f}")
     assert result.median < LIMIT, "the CK+ step with ferjax's pooling is not faster than with XLA's: " + timing.describe(taken)
